@@ -1,0 +1,143 @@
+"""Request bodies parsed as they stream in: JSON, or multipart with an artifact and a file part.
+
+The HTTP layer feeds each chunk as it arrives and enforces the body size
+limit, so nothing here ever holds more than one part in memory.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from .errors import HttpError
+from .files import ArtifactFile, FileTooLarge
+from .protocol import parse_artifact
+
+ParsedBody = Tuple[Dict[str, Any], Optional[ArtifactFile]]
+MAX_ARTIFACT_PART = 4 * 1024 * 1024
+
+
+class JsonBody:
+    """``application/json``: the body is the ThreatServiceArtifactDTO."""
+
+    def __init__(self) -> None:
+        self._chunks = []
+
+    def feed(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+
+    def finish(self) -> ParsedBody:
+        raw = b"".join(self._chunks)
+        if not raw.strip():
+            raise HttpError(400, "request body is empty")
+        return parse_artifact(raw), None
+
+    def discard(self) -> None:
+        self._chunks = []
+
+
+class MultipartBody:
+    """``multipart/form-data``: part ``artifact`` (JSON) and an optional part ``file``."""
+
+    def __init__(self, boundary: bytes, tmpdir: Optional[str] = None,
+                 max_file_bytes: Optional[int] = None):
+        self._tmpdir = tmpdir
+        self._max_file_bytes = max_file_bytes
+        self._artifact: Optional[bytearray] = None
+        self._file: Optional[ArtifactFile] = None
+        self._current = None  # what the part being read is written into
+        self._header_name = b""
+        self._header_value = b""
+        self._headers: Dict[bytes, bytes] = {}
+        self._ended = False
+        self._parser = MultipartParser(boundary, callbacks={
+            "on_part_begin": self._part_begin,
+            "on_header_field": self._header_field,
+            "on_header_value": self._header_val,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_end": self._end,
+        })
+
+    def feed(self, chunk: bytes) -> None:
+        try:
+            self._parser.write(chunk)
+        except MultipartParseError as exc:
+            raise HttpError(400, f"malformed multipart body: {exc}") from None
+        except FileTooLarge as exc:
+            raise HttpError(413, f"artifact file is larger than the limit "
+                                 f"({exc.limit // (1024 * 1024)} MB)") from None
+
+    def finish(self) -> ParsedBody:
+        if not self._ended:
+            raise HttpError(400, "multipart body is incomplete (no closing boundary)")
+        if self._artifact is None:
+            raise HttpError(400, "multipart body has no 'artifact' part")
+        artifact = parse_artifact(bytes(self._artifact))
+        return artifact, self._file.finish() if self._file is not None else None
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    # -- parser callbacks ----------------------------------------------------------------
+    def _part_begin(self) -> None:
+        self._headers = {}
+        self._current = None
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def _header_val(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[self._header_name.strip().lower()] = self._header_value.strip()
+        self._header_name = self._header_value = b""
+
+    def _headers_finished(self) -> None:
+        _, params = parse_options_header(self._headers.get(b"content-disposition", b""))
+        name = params.get(b"name", b"").decode("utf-8", "replace")
+        if name == "artifact":
+            if self._artifact is not None:
+                raise MultipartParseError("more than one 'artifact' part")
+            self._artifact = bytearray()
+            self._current = self._artifact
+        elif name == "file":
+            if self._file is not None:
+                raise MultipartParseError("more than one 'file' part")
+            filename = params.get(b"filename", b"").decode("utf-8", "replace")
+            ctype = self._headers.get(b"content-type", b"application/octet-stream")
+            self._file = ArtifactFile(filename, ctype.decode("latin-1"), self._tmpdir,
+                                      self._max_file_bytes)
+            self._current = self._file
+        # other parts are read and ignored
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._current is self._artifact and self._artifact is not None:
+            if len(self._artifact) + (end - start) > MAX_ARTIFACT_PART:
+                raise MultipartParseError("'artifact' part is too large")
+            self._artifact += data[start:end]
+        elif self._current is not None:
+            self._current.write(data[start:end])
+
+    def _end(self) -> None:
+        self._ended = True
+
+
+def body_for(content_type: str, tmpdir: Optional[str] = None,
+             max_file_bytes: Optional[int] = None):
+    """The body parser for a request's Content-Type; 415 for types the protocol does not use."""
+    ctype, params = parse_options_header(content_type or "")
+    ctype = ctype.decode("latin-1").lower()
+    if ctype == "multipart/form-data":
+        boundary = params.get(b"boundary")
+        if not boundary:
+            raise HttpError(400, "multipart/form-data without a boundary")
+        return MultipartBody(boundary, tmpdir, max_file_bytes)
+    if ctype in ("application/json", "text/json") or ctype.endswith("+json"):
+        return JsonBody()
+    raise HttpError(415, "Content-Type must be multipart/form-data or application/json, "
+                         f"not {ctype or 'none'!r}")

@@ -1,0 +1,318 @@
+"""Lookups: fire the lookup event on the searcher channel, run each searcher handler
+in a bounded thread pool, collect hits, retry incomplete searchers, write the store.
+
+circuits runs every handler in its one loop thread, so a searcher that calls a
+web API would freeze the service.  When a searcher component joins the tree,
+its handlers on the searcher channel are replaced in circuits' handler table by
+``PooledHandler`` wrappers: circuits still selects them for the event fired on
+the channel, and the wrapper hands the call to the pool.  The pool's done
+callback fires an event back into the loop (about 0.2 ms), where the result is
+merged, so all lookup state is touched by the loop thread only.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, List, Optional
+
+from circuits import BaseComponent, Event, handler
+
+from .events import ThreatServiceLookupEvent
+from .files import ArtifactFile
+from .hits import SEARCHER_CHANNEL_PREFIX
+from .scheduler import Scheduler, TimerHandle
+from .searcher_calls import DONE, INCOMPLETE, Outcome, call_searcher
+from .store import LookupRecord, Store
+
+LOG = logging.getLogger(__name__)
+LEGACY_PREFIX = "_lookup_"
+
+
+def is_searcher_channel(channel: Any) -> bool:
+    return isinstance(channel, str) and channel.startswith(SEARCHER_CHANNEL_PREFIX)
+
+
+class searcher_done(Event):
+    """A pooled searcher call ended (fired from a worker thread)."""
+
+
+class lookup_dispatched(Event):
+    """Every handler of a lookup event has been called (fired right after it, so it runs after)."""
+
+
+class PooledHandler:
+    """Stands in circuits' handler table for one searcher handler.
+
+    For lookup events it submits the real handler to the pool.  A named handler
+    still gets any other event on its channel inline, as before; a catch-all
+    handler (``@handler()``) gets the lookup events only.
+    """
+
+    handler = True
+    event = True
+    override = False
+
+    def __init__(self, dispatcher: "Dispatcher", fn: Callable, names, channel: str,
+                 priority: float, pass_event: bool, legacy_name: Optional[str] = None):
+        self.dispatcher = dispatcher
+        self.fn = fn
+        self.names = names
+        self.channel = channel
+        self.priority = priority
+        self.pass_event = pass_event
+        self.legacy_name = legacy_name  # for `_lookup_net_uri` style methods
+        owner = getattr(fn, "__self__", None)
+        self.__name__ = getattr(fn, "__name__", "handler")
+        self.label = f"{type(owner).__name__}.{self.__name__}" if owner else self.__name__
+
+    def __call__(self, event, *args, **kwargs):
+        if isinstance(event, ThreatServiceLookupEvent):
+            if self.legacy_name is None or self.legacy_name == legacy_method_name(event.name):
+                self.dispatcher.submit(event, self)
+            return None
+        if self.names and self.legacy_name is None:
+            return self.fn(event, *args, **kwargs) if self.pass_event else self.fn(*args, **kwargs)
+        return None
+
+    def __repr__(self) -> str:
+        return f"<PooledHandler {self.label} on {self.channel}>"
+
+
+def legacy_method_name(artifact_type: str) -> str:
+    """``net.uri`` -> ``_lookup_net_uri``: the method name style of the original's examples."""
+    return LEGACY_PREFIX + artifact_type.replace(".", "_").replace("-", "_")
+
+
+class _Job:
+    __slots__ = ("handler", "event", "attempts", "order")
+
+    def __init__(self, handler: PooledHandler, event: ThreatServiceLookupEvent, order: int):
+        self.handler = handler
+        self.event = event
+        self.attempts = 0
+        self.order = order
+
+
+class Lookup:
+    """One lookup in flight in this process."""
+
+    def __init__(self, record: LookupRecord, channel: str, file: Optional[ArtifactFile]):
+        self.record = record
+        self.channel = channel
+        self.file = file
+        self.event: Optional[ThreatServiceLookupEvent] = None
+        self.jobs: List[_Job] = []
+        self.running: set = set()
+        self.retrying: set = set()
+        self.hits: Dict[_Job, List[dict]] = {}
+        self.dispatched = False
+        self.waiters: List[tuple] = []
+        self.deadline_timer: Optional[TimerHandle] = None
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    def merged_hits(self) -> List[dict]:
+        return [hit for job in self.jobs for hit in self.hits.get(job, ())]
+
+
+class Dispatcher(BaseComponent):
+    """Starts lookups, runs searchers in the pool, and tells waiters when a lookup is done."""
+
+    def __init__(self, store: Store, scheduler: Scheduler, *, workers: int = 32,
+                 max_retries: int = 60, incomplete_retry_secs: float = 5,
+                 lookup_timeout_secs: float = 300, channel: Optional[str] = None):
+        super().__init__(channel=channel or f"rc_cts.dispatch.{id(self):x}")
+        self.store = store
+        self.scheduler = scheduler
+        self.max_retries = max_retries
+        self.incomplete_retry_secs = incomplete_retry_secs
+        self.lookup_timeout_secs = lookup_timeout_secs
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rc-cts-searcher")
+        self.active: Dict[str, Lookup] = {}
+        self.channels: Dict[str, List[PooledHandler]] = {}  # searcher channel -> its handlers
+        self._wrapped: Dict[Any, PooledHandler] = {}
+
+    # -- searchers joining the tree ----------------------------------------------------------
+    @handler("registered", channel="*", priority=100)
+    def _on_registered(self, component, manager) -> None:
+        self.adopt(self.root if component is self else component)
+
+    def adopt(self, component: BaseComponent) -> None:
+        """Route the searcher handlers of ``component`` and its children through the pool."""
+        replaced: Dict[Any, PooledHandler] = {}
+        for comp in _walk(component):
+            if getattr(comp, "_rc_cts_adopted_by", None) is not self:
+                comp._rc_cts_adopted_by = self
+                self._adopt_one(comp, replaced)
+        if replaced:
+            root = self.root
+            # The event being dispatched now (a searcher's own `registered`) has its handler
+            # list already; swap in place so not even that event reaches a raw catch-all.
+            for handlers in root._cache.values():
+                for i, h in enumerate(handlers):
+                    if h in replaced:
+                        handlers[i] = replaced[h]
+            root._cache_needs_refresh = True
+
+    def _adopt_one(self, comp: BaseComponent, replaced: Dict[Any, PooledHandler]) -> None:
+        for methods in list(comp._handlers.values()):
+            for method in list(methods):
+                channel = method.channel if method.channel is not None else getattr(comp, "channel", None)
+                if isinstance(method, PooledHandler) or not is_searcher_channel(channel):
+                    continue
+                wrapper = PooledHandler(self, method, method.names, channel, method.priority,
+                                        bool(getattr(method, "event", False)))
+                methods.discard(method)
+                methods.add(wrapper)
+                replaced[method] = wrapper
+                self._add_channel_handler(wrapper)
+        if is_searcher_channel(getattr(comp, "channel", None)):
+            for name, member in inspect.getmembers(type(comp), callable):
+                if name.startswith(LEGACY_PREFIX) and not getattr(member, "handler", False):
+                    wrapper = PooledHandler(self, getattr(comp, name), (), comp.channel, 0,
+                                            True, legacy_name=name)
+                    comp._handlers.setdefault("*", set()).add(wrapper)
+                    replaced[wrapper] = wrapper
+                    self._add_channel_handler(wrapper)
+
+    def _add_channel_handler(self, wrapper: PooledHandler) -> None:
+        self.channels.setdefault(wrapper.channel, []).append(wrapper)
+        LOG.info("searcher %s on channel %s for %s", wrapper.label, wrapper.channel,
+                 ", ".join(wrapper.names) or (wrapper.legacy_name and wrapper.legacy_name[8:])
+                 or "every artifact type")
+
+    def has_searchers(self, channel: str) -> bool:
+        return channel in self.channels
+
+    # -- lookups -----------------------------------------------------------------------------
+    def start(self, record: LookupRecord, channel: str, file: Optional[ArtifactFile]) -> Lookup:
+        """Begin a lookup (or join the one already running for this id)."""
+        lookup = self.active.get(record.id)
+        if lookup is not None:
+            if file is not None:
+                file.close()
+            return lookup
+        lookup = Lookup(record, channel, file)
+        self.active[record.id] = lookup
+        self.store.put(record)
+        lookup.deadline_timer = self.scheduler.call_later(self.lookup_timeout_secs,
+                                                          self._time_out, lookup)
+        lookup.event = ThreatServiceLookupEvent(request_id=record.id, name=record.artifact["type"],
+                                                artifact=record.artifact, channel=channel,
+                                                file=file)
+        self.fire(lookup.event, channel)
+        self.fire(lookup_dispatched(record.id), self.channel)
+        return lookup
+
+    def submit(self, event: ThreatServiceLookupEvent, wrapper: PooledHandler) -> None:
+        """Called by a PooledHandler, in the loop thread, while circuits dispatches ``event``."""
+        lookup = self.active.get(event.request_id)
+        if lookup is None or lookup.event is not event:
+            return  # fired by someone else: not ours to run
+        job = _Job(wrapper, event, len(lookup.jobs))
+        lookup.jobs.append(job)
+        self._run(lookup, job)
+
+    def _run(self, lookup: Lookup, job: _Job) -> None:
+        job.attempts += 1
+        lookup.running.add(job)
+        future = self.pool.submit(call_searcher, job.handler.fn, job.handler.label, job.event,
+                                  job.handler.pass_event)
+        future.add_done_callback(
+            lambda f, rid=lookup.id, job=job: self.fire(searcher_done(rid, job, f.result()),
+                                                        self.channel))
+
+    @handler("lookup_dispatched")
+    def _on_dispatched(self, rid: str) -> None:
+        lookup = self.active.get(rid)
+        if lookup is not None:
+            lookup.dispatched = True
+            if not lookup.jobs:
+                LOG.info("no searcher on %s handles %s", lookup.channel, lookup.record.artifact["type"])
+            self._progress(lookup, changed=False)
+
+    @handler("searcher_done")
+    def _on_searcher_done(self, rid: str, job: _Job, outcome: Outcome) -> None:
+        lookup = self.active.get(rid)
+        if lookup is None or job not in lookup.running:
+            return  # the lookup timed out meanwhile
+        lookup.running.discard(job)
+        lookup.hits[job] = outcome.hits
+        if outcome.status == INCOMPLETE:
+            if job.attempts <= self.max_retries:
+                lookup.retrying.add(job)
+                self.scheduler.call_later(self.incomplete_retry_secs, self._retry, lookup, job)
+            else:
+                LOG.warning("searcher %s still incomplete for %s after %d attempts: giving up",
+                            job.handler.label, rid, job.attempts)
+        self._progress(lookup, changed=bool(outcome.hits))
+
+    def _retry(self, lookup: Lookup, job: _Job) -> None:
+        if self.active.get(lookup.id) is lookup and job in lookup.retrying:
+            lookup.retrying.discard(job)
+            self._run(lookup, job)
+
+    def _progress(self, lookup: Lookup, changed: bool) -> None:
+        if lookup.dispatched and not lookup.running and not lookup.retrying:
+            self._finish(lookup)
+        elif changed:
+            self.store.put(LookupRecord(lookup.id, lookup.record.service, lookup.record.artifact,
+                                        lookup.merged_hits(), False, lookup.record.created))
+
+    def _time_out(self, lookup: Lookup) -> None:
+        if self.active.get(lookup.id) is lookup:
+            late = sorted({job.handler.label for job in lookup.running | lookup.retrying})
+            LOG.warning("lookup %s timed out after %ss; answering without %s",
+                        lookup.id, self.lookup_timeout_secs, ", ".join(late))
+            self._finish(lookup)
+
+    def _finish(self, lookup: Lookup) -> None:
+        self.active.pop(lookup.id, None)
+        if lookup.deadline_timer is not None:
+            lookup.deadline_timer.cancel()
+        record = LookupRecord(lookup.id, lookup.record.service, lookup.record.artifact,
+                              lookup.merged_hits(), True, lookup.record.created)
+        self.store.put(record)
+        if lookup.file is not None:
+            lookup.file.close()
+        LOG.info("lookup %s %s %r done: %d hits", lookup.id, record.artifact["type"],
+                 str(record.artifact["value"])[:80], len(record.hits))
+        waiters, lookup.waiters = lookup.waiters, []
+        for callback, timer in waiters:
+            timer.cancel()
+            callback(record)
+
+    def wait(self, lookup: Lookup, timeout: float, callback: Callable[[Optional[LookupRecord]], None]) -> None:
+        """Call ``callback(record)`` when the lookup completes, or ``callback(None)`` after ``timeout``."""
+        if timeout <= 0:
+            callback(None)
+            return
+        entry: list = []
+
+        def expired() -> None:
+            if entry[0] in lookup.waiters:
+                lookup.waiters.remove(entry[0])
+                callback(None)
+
+        entry.append((callback, self.scheduler.call_later(timeout, expired)))
+        lookup.waiters.append(entry[0])
+
+    def pending_hits(self, rid: str) -> List[dict]:
+        lookup = self.active.get(rid)
+        return lookup.merged_hits() if lookup is not None else []
+
+    @handler("stopped", channel="*")
+    def _on_stopped(self, component) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _walk(component: BaseComponent):
+    stack = [component]
+    while stack:
+        comp = stack.pop()
+        yield comp
+        stack.extend(comp.components)

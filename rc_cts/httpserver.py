@@ -1,0 +1,361 @@
+"""An HTTP/1.1 server as a circuits component, for the threat service's few endpoints.
+
+circuits.web reads whole bodies into memory with no limit, has no idle
+timeout, and its TLS handshake blocks the event loop; this server parses
+with ``h11`` instead, so it can stream bodies into the application, refuse
+oversized ones early, answer asynchronously, and close idle or slow clients.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import time
+from typing import Any, Callable, Dict, Optional
+
+import h11
+from circuits import BaseComponent, handler
+from circuits.core.pollers import BasePoller, EPoll
+from circuits.core.utils import findcmp
+from circuits.net.events import read as read_event, ready
+from circuits.net.sockets import TCPServer
+
+from .errors import HttpError
+from .scheduler import Scheduler
+
+LOG = logging.getLogger(__name__)
+
+READ_SIZE = 65536
+HANDSHAKE_TIMEOUT = 10.0
+MAX_BUFFERED_WHILE_BUSY = 1024 * 1024
+MAX_HEADER_BYTES = 16 * 1024
+SWEEP_INTERVAL = 1.0
+STATUS_REASON = {200: b"OK", 303: b"See Other", 400: b"Bad Request", 401: b"Unauthorized",
+                 404: b"Not Found", 405: b"Method Not Allowed", 408: b"Request Timeout",
+                 411: b"Length Required", 413: b"Payload Too Large",
+                 415: b"Unsupported Media Type", 500: b"Internal Server Error",
+                 503: b"Service Unavailable"}
+
+
+class Request:
+    """One HTTP request as the application sees it."""
+
+    __slots__ = ("method", "target", "path", "headers", "peer", "body", "context", "error", "_conn")
+
+    def __init__(self, method: str, target: str, headers: Dict[str, str], peer: Any, conn):
+        self.method = method
+        self.target = target
+        self.path = target.split("?", 1)[0]
+        self.headers = headers
+        self.peer = peer
+        self.body = None      # a body parser from the application, fed as data arrives
+        self.context: Dict[str, Any] = {}
+        self.error: Optional[HttpError] = None  # refused already; answered once the request is in
+        self._conn = conn
+
+    @property
+    def connected(self) -> bool:
+        return not self._conn.closed
+
+
+class _Connection:
+    __slots__ = ("sock", "h11", "peer", "request", "busy", "closed", "last_activity",
+                 "request_started", "body_bytes")
+
+    def __init__(self, sock, peer):
+        self.sock = sock
+        self.peer = peer
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+        self.request: Optional[Request] = None
+        self.busy = False           # the application has the request and owes an answer
+        self.closed = False
+        self.last_activity = time.monotonic()
+        self.request_started: Optional[float] = None
+        self.body_bytes = 0
+
+
+class _Listener(TCPServer):
+    """circuits' TCPServer, with a TLS handshake that never blocks the loop and
+    reads that drain the TLS buffer (bodies larger than one read hang otherwise),
+    and epoll rather than select (which stalls near 1,100 sockets)."""
+
+    @handler("registered", "started", channel="*", override=True)
+    def _on_registered_or_started(self, component, manager=None):
+        if self._poller is not None or component is not self:
+            return
+        poller = findcmp(self.root, BasePoller)
+        if poller is None:
+            poller = EPoll().register(self)
+        self._poller = poller
+        poller.addReader(self, self._sock)
+        self.fire(ready(self, (self.host, self.port)))
+
+    def _read(self, sock):
+        if sock not in self._clients:
+            return
+        try:
+            data = sock.recv(self._bufsize)
+            if isinstance(sock, ssl.SSLSocket):
+                while data and sock.pending():
+                    data += sock.recv(sock.pending())
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+            return
+        except OSError:
+            self._close(sock)
+            return
+        if data:
+            self.fire(read_event(sock, data))
+        else:
+            self.close(sock)
+
+    def _write(self, sock, data):
+        if sock not in self._clients:
+            return
+        try:
+            sent = sock.send(data)
+            if sent < len(data):
+                self._buffers[sock].appendleft(data[sent:])
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
+            self._buffers[sock].appendleft(data)
+        except OSError:
+            self._close(sock)
+
+    def _do_handshake(self, sock, fire_connect_event=True):
+        context = self._ssl_context()
+        try:
+            tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        except OSError:
+            sock.close()
+            return
+        tls.setblocking(False)
+        deadline = time.monotonic() + HANDSHAKE_TIMEOUT
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                if time.monotonic() > deadline:
+                    LOG.info("TLS handshake timed out")
+                    tls.close()
+                    return
+                yield
+            except (ssl.SSLError, OSError) as exc:
+                LOG.info("TLS handshake failed: %s", exc)
+                tls.close()
+                return
+        self._on_accept_done(tls, fire_connect_event)
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        context = getattr(self, "_context", None)
+        if context is None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(self.certfile, self.keyfile)
+            self._context = context
+        return context
+
+
+class HttpServer(BaseComponent):
+    """Serves ``app``: ``app.begin(request)`` when the headers are in (returns the body
+    parser, or raises HttpError), ``app.handle(request, respond)`` when the body is in."""
+
+    def __init__(self, app, bind, *, secure: bool = False, certfile: Optional[str] = None,
+                 keyfile: Optional[str] = None, max_body_bytes: int = 10 * 1024 * 1024,
+                 idle_timeout: float = 60, request_timeout: float = 120,
+                 max_connections: int = 2000, scheduler: Scheduler, channel: Optional[str] = None):
+        super().__init__(channel=channel or f"rc_cts.web.{id(self):x}")
+        self.app = app
+        self.secure = secure
+        self.max_body_bytes = max_body_bytes
+        self.idle_timeout = idle_timeout
+        self.request_timeout = request_timeout
+        self.max_connections = max_connections
+        self._scheduler = scheduler
+        self._conns: Dict[Any, _Connection] = {}
+        self.listener = _Listener(bind, secure=secure, certfile=certfile, keyfile=keyfile,
+                                  bufsize=READ_SIZE, channel=self.channel)
+        if secure:
+            self.listener._ssl_context()  # a bad certificate fails at start, not per client
+        self.listener.register(self)
+        scheduler.call_every(SWEEP_INTERVAL, self._sweep)
+
+    @property
+    def host(self) -> str:
+        return self.listener.host
+
+    @property
+    def port(self) -> int:
+        return self.listener.port
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.secure else 'http'}://{self.host}:{self.port}"
+
+    @handler("ready")
+    def _on_ready(self, server, bind) -> None:
+        LOG.info("listening on %s", self.url)
+
+    # -- connections -----------------------------------------------------------------------
+    @handler("connect")
+    def _on_connect(self, sock, *peer) -> None:
+        if len(self._conns) >= self.max_connections:
+            LOG.warning("refusing connection from %s: %d connections open", peer, len(self._conns))
+            self.listener.close(sock)
+            return
+        self._conns[sock] = _Connection(sock, peer)
+
+    @handler("disconnect")
+    def _on_disconnect(self, sock) -> None:
+        conn = self._conns.pop(sock, None)
+        if conn is not None:
+            conn.closed = True
+            if conn.request is not None and conn.request.body is not None and not conn.busy:
+                conn.request.body.discard()
+
+    @handler("read")
+    def _on_read(self, sock, data: bytes) -> None:
+        conn = self._conns.get(sock)
+        if conn is None or conn.closed:
+            return
+        conn.last_activity = time.monotonic()
+        if conn.busy:
+            # A pipelined request waits in h11's buffer until this one is answered.
+            if len(conn.h11.trailing_data[0]) + len(data) > MAX_BUFFERED_WHILE_BUSY:
+                self._close(conn)
+                return
+        elif conn.request_started is None:
+            conn.request_started = conn.last_activity
+        conn.h11.receive_data(data)
+        if not conn.busy:
+            self._process(conn)
+
+    def _process(self, conn: _Connection) -> None:
+        """Feed h11's events to the application until it needs more data or owes an answer."""
+        while not conn.busy and not conn.closed:
+            try:
+                event = conn.h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._fail(conn, HttpError(exc.error_status_hint, f"bad HTTP request: {exc}"))
+                return
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            try:
+                if isinstance(event, h11.Request):
+                    self._on_request_head(conn, event)
+                elif isinstance(event, h11.Data):
+                    conn.body_bytes += len(event.data)
+                    if conn.body_bytes > self.max_body_bytes:
+                        raise self._too_large()
+                    if conn.request.body is not None:
+                        conn.request.body.feed(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    self._on_request_end(conn)
+                elif isinstance(event, h11.ConnectionClosed):
+                    self._close(conn)
+                    return
+            except HttpError as exc:
+                self._fail(conn, exc)
+                return
+
+    def _on_request_head(self, conn: _Connection, event: h11.Request) -> None:
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers}
+        req = Request(event.method.decode("ascii", "replace").upper(),
+                      event.target.decode("latin-1"), headers, conn.peer, conn)
+        conn.request = req
+        conn.body_bytes = 0
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            raise self._too_large()
+        try:
+            req.body = self.app.begin(req)
+        except HttpError as exc:
+            if length not in (None, "0") or "transfer-encoding" in headers:
+                raise  # do not read a body nobody wants: answer and close
+            req.error = exc  # no body: answer at its end and keep the connection
+
+    def _on_request_end(self, conn: _Connection) -> None:
+        conn.busy = True
+        conn.request_started = None
+        req = conn.request
+
+        def respond(status: int, payload: Any, headers: Optional[Dict[str, str]] = None) -> None:
+            self._respond(conn, req, status, payload, headers)
+
+        try:
+            if req.error is not None:
+                raise req.error
+            self.app.handle(req, respond)
+        except HttpError as exc:
+            LOG.warning("%s %s %s from %s: %s", exc.status, req.method, req.path,
+                        conn.peer[0] if conn.peer else "?", exc.message)
+            self._respond(conn, req, exc.status, {"error": exc.message}, exc.headers)
+        except Exception:
+            LOG.exception("unhandled error answering %s %s", req.method, req.path)
+            self._respond(conn, req, 500, {"error": "internal server error"})
+
+    def _too_large(self) -> HttpError:
+        return HttpError(413, f"request body is larger than the limit "
+                              f"({self.max_body_bytes} bytes)")
+
+    # -- answers ---------------------------------------------------------------------------
+    def _respond(self, conn: _Connection, req: Optional[Request], status: int, payload: Any,
+                 headers: Optional[Dict[str, str]] = None, close: bool = False) -> None:
+        if conn.closed or conn.request is not req:
+            return  # the client left, or this request was answered already
+        body = b"" if payload is None else json.dumps(payload).encode("utf-8")
+        hdrs = [(b"Content-Type", b"application/json"), (b"Content-Length", str(len(body)).encode())]
+        for k, v in (headers or {}).items():
+            hdrs.append((k.encode("latin-1"), str(v).encode("latin-1")))
+        if close:
+            hdrs.append((b"Connection", b"close"))
+        try:
+            out = conn.h11.send(h11.Response(status_code=status, headers=hdrs,
+                                             reason=STATUS_REASON.get(status, b"")))
+            if body and (req is None or req.method != "HEAD"):
+                out += conn.h11.send(h11.Data(data=body))
+            out += conn.h11.send(h11.EndOfMessage())
+        except h11.LocalProtocolError:
+            self._close(conn)
+            return
+        self.listener.write(conn.sock, out)
+        conn.request = None
+        conn.busy = False
+        conn.last_activity = time.monotonic()
+        if conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE:
+            conn.h11.start_next_cycle()
+            if conn.h11.trailing_data[0]:
+                conn.request_started = conn.last_activity
+                self._process(conn)
+        else:
+            self._close(conn)  # the request was not read to its end, or the client asked to close
+
+    def _fail(self, conn: _Connection, exc: HttpError) -> None:
+        """Answer a request the server cannot go on reading, then close the connection."""
+        req = conn.request
+        method = req.method if req else "-"
+        path = req.path if req else "-"
+        LOG.warning("%s %s %s from %s: %s", exc.status, method, path, conn.peer[0] if conn.peer else "?",
+                    exc.message)
+        if conn.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            self._respond(conn, req, exc.status, {"error": exc.message}, exc.headers, close=True)
+        if req is not None and req.body is not None and not conn.busy:
+            req.body.discard()
+        self._close(conn)
+
+    def _close(self, conn: _Connection) -> None:
+        if not conn.closed:
+            conn.closed = True
+            self.listener.close(conn.sock)
+
+    def _sweep(self) -> None:
+        """Close connections that sit idle, or trickle a request slower than allowed."""
+        now = time.monotonic()
+        for conn in list(self._conns.values()):
+            if conn.busy or conn.closed:
+                continue
+            if conn.request_started is not None and now - conn.request_started > self.request_timeout:
+                self._fail(conn, HttpError(408, "request took too long to arrive"))
+            elif now - conn.last_activity > self.idle_timeout:
+                if conn.request_started is not None:
+                    self._fail(conn, HttpError(408, "request timed out waiting for data"))
+                else:
+                    self._close(conn)

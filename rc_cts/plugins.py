@@ -1,0 +1,83 @@
+"""Finding searchers: circuits components installed under the entry-point group
+``resilient.circuits.components`` whose channel is a searcher channel.
+
+One discovery path for the standalone runner and the tools; it uses
+``importlib.metadata`` (``pkg_resources`` is gone from new setuptools).
+"""
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, List, Mapping, Tuple
+
+from .hits import SEARCHER_CHANNEL_PREFIX
+
+LOG = logging.getLogger(__name__)
+
+COMPONENTS_GROUP = "resilient.circuits.components"
+LEGACY_HINT = ("it needs pkg_resources, which setuptools 82 and later no longer have; "
+               "install the legacy extra: pip install 'rc-cts[legacy]'")
+
+
+@dataclass
+class LoadError:
+    """A searcher package that could not be loaded; the others load regardless."""
+    entry_point: str
+    distribution: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.entry_point} ({self.distribution}): {self.message}"
+
+
+@dataclass
+class SearcherClass:
+    entry_point: str
+    distribution: str
+    cls: type
+
+    @property
+    def channel(self) -> str:
+        return self.cls.channel
+
+
+def is_searcher_class(cls: Any) -> bool:
+    channel = getattr(cls, "channel", None)
+    return isinstance(cls, type) and isinstance(channel, str) and channel.startswith(SEARCHER_CHANNEL_PREFIX)
+
+
+def discover(group: str = COMPONENTS_GROUP) -> Tuple[List[SearcherClass], List[LoadError]]:
+    """The installed searcher classes, and the entry points that failed to load."""
+    found, errors = [], []
+    for ep in sorted(metadata.entry_points(group=group), key=lambda e: e.name):
+        dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
+        try:
+            cls = ep.load()
+        except Exception as exc:  # a broken plugin must not stop the others
+            errors.append(LoadError(ep.name, dist, _explain(exc)))
+            LOG.debug("loading %s failed:\n%s", ep.name, traceback.format_exc())
+            continue
+        if is_searcher_class(cls):
+            found.append(SearcherClass(ep.name, dist, cls))
+    return found, errors
+
+
+def _explain(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if "pkg_resources" in text or "declare_namespace" in text:
+        return f"{text} ({LEGACY_HINT})"
+    return text
+
+
+def instantiate(classes: List[SearcherClass], opts: Mapping[str, Any]) -> Tuple[list, List[LoadError]]:
+    """Create each searcher with ``opts`` (as resilient-circuits does), reporting failures."""
+    searchers, errors = [], []
+    for sc in classes:
+        try:
+            searchers.append(sc.cls(opts=opts))
+        except Exception as exc:
+            errors.append(LoadError(sc.entry_point, sc.distribution, _explain(exc)))
+            LOG.debug("creating %s failed:\n%s", sc.entry_point, traceback.format_exc())
+    return searchers, errors

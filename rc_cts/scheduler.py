@@ -1,0 +1,66 @@
+"""Timers for the event loop without a circuits ``Timer`` component each.
+
+Registering a component clears circuits' handler cache, so one ``Timer``
+per request would slow every event; this keeps one heap instead and wakes
+the poller in time for the next deadline.
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+import itertools
+import time
+from typing import Any, Callable, List, Tuple
+
+from circuits import BaseComponent, handler
+
+LOG = logging.getLogger(__name__)
+
+
+class TimerHandle:
+    __slots__ = ("cancelled",)
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Scheduler(BaseComponent):
+    """``call_later`` for code running in the event loop thread."""
+
+    def __init__(self, channel: str = "rc_cts.scheduler"):
+        super().__init__(channel=channel)
+        self._heap: List[Tuple[float, int, TimerHandle, Callable, tuple]] = []
+        self._seq = itertools.count()
+
+    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> TimerHandle:
+        handle = TimerHandle()
+        heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay), next(self._seq),
+                                    handle, fn, args))
+        return handle
+
+    def call_every(self, interval: float, fn: Callable[[], Any]) -> None:
+        def tick() -> None:
+            try:
+                fn()
+            finally:
+                self.call_later(interval, tick)
+        self.call_later(interval, tick)
+
+    @handler("generate_events", channel="*")
+    def _on_generate_events(self, event) -> None:
+        now = time.monotonic()
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, _, handle, fn, args = heapq.heappop(heap)
+            if not handle.cancelled:
+                try:
+                    fn(*args)
+                except Exception:  # one failing timer must not stop the others
+                    LOG.exception("timer callback %r failed", fn)
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+        if heap:
+            event.reduce_time_left(max(0.0, heap[0][0] - time.monotonic()))

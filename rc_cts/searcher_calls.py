@@ -1,0 +1,75 @@
+"""Running one searcher handler, off the event loop, and turning what it gave into hits.
+
+Searchers return a hit, a list of hits, None, or yield any of those; they may
+raise ThreatLookupIncompleteException to be asked again, or fail.  Each call
+ends in exactly one ``Outcome``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import types
+from dataclasses import dataclass, field
+from typing import Any, Callable, List
+
+from .events import ThreatLookupIncompleteException
+
+LOG = logging.getLogger(__name__)
+
+DONE, INCOMPLETE, FAILED = "done", "incomplete", "failed"
+
+
+@dataclass
+class Outcome:
+    status: str                      # DONE, INCOMPLETE or FAILED
+    hits: List[dict] = field(default_factory=list)
+
+
+def call_searcher(fn: Callable, name: str, event: Any, pass_event: bool) -> Outcome:
+    """Call ``fn`` the way circuits would, and collect its hits. Runs in a worker thread."""
+    hits: List[dict] = []
+    try:
+        result = fn(event) if pass_event else fn()
+        _collect(result, hits, name)
+        return Outcome(DONE, hits)
+    except ThreatLookupIncompleteException as exc:
+        LOG.info("searcher %s: lookup %s incomplete (%s); it will be asked again",
+                 name, event.request_id, exc)
+        return Outcome(INCOMPLETE, hits)
+    except Exception:
+        LOG.exception("searcher %s failed on %s %r", name, event.name,
+                      _short((event.artifact or {}).get("value")))
+        return Outcome(FAILED, [])
+
+
+def _collect(result: Any, hits: List[dict], name: str) -> None:
+    if result is None:
+        return
+    if isinstance(result, dict):
+        hit = _checked_hit(result, name)
+        if hit is not None:
+            hits.append(hit)
+    elif isinstance(result, (list, tuple, types.GeneratorType)) or hasattr(result, "__next__"):
+        for item in result:
+            _collect(item, hits, name)
+    else:
+        LOG.error("searcher %s returned %s, not a Hit: ignored", name, type(result).__name__)
+
+
+def _checked_hit(hit: dict, name: str):
+    """A plain-JSON copy of a valid hit, or None (logged) for anything else."""
+    props = hit.get("props")
+    if not isinstance(props, list) or not all(
+            isinstance(p, dict) and {"type", "name", "value"} <= p.keys() for p in props):
+        LOG.error("searcher %s returned a hit without valid 'props': ignored", name)
+        return None
+    try:
+        return json.loads(json.dumps(hit))
+    except (TypeError, ValueError) as exc:
+        LOG.error("searcher %s returned a hit that is not JSON (%s): ignored", name, exc)
+        return None
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,0 +1,1 @@
+"""Example searchers for rc-cts."""

@@ -1,0 +1,17 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="rc-cts-searchers-example",
+    version="1.0.0",
+    description="Example searchers for rc-cts: copy this package to start your own",
+    license="MIT",
+    python_requires=">=3.9",
+    packages=find_packages(include=["searchers_example", "searchers_example.*"]),
+    install_requires=["rc-cts>=1.0.0"],
+    entry_points={
+        # The group resilient-circuits loads components from; rc-cts finds searchers there too.
+        "resilient.circuits.components": [
+            "ExampleSearcher = searchers_example.example:ExampleSearcher",
+        ],
+    },
+)

@@ -1,0 +1,32 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="rc-cts",
+    version="1.0.0",
+    description="A framework for Custom Threat Services for IBM Security SOAR, built on circuits",
+    long_description=open("README.rst", encoding="utf-8").read(),
+    long_description_content_type="text/x-rst",
+    license="MIT",
+    python_requires=">=3.9",
+    packages=find_packages(include=["rc_cts", "rc_cts.*"]),
+    install_requires=[
+        "circuits>=3.2.3",
+        "resilient-circuits>=51.0.0",
+        "cachetools>=5.0",
+        "h11>=0.14",
+        "python-multipart>=0.0.13",
+    ],
+    extras_require={
+        # Searcher packages written for the original rc-cts call pkg_resources.declare_namespace.
+        "legacy": ["setuptools>=40,<82"],
+        "test": ["pytest>=7.0", "requests-mock>=1.9"],
+    },
+    entry_points={
+        "console_scripts": ["rc-cts=rc_cts.cli:main"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Framework :: circuits",
+        "Topic :: Security",
+    ],
+)

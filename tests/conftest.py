@@ -1,0 +1,131 @@
+"""Fixtures: a real threat service on a free port, run in-process or as the ``rc-cts`` command."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pytest
+
+from rc_cts.runner import build
+
+from .client import Client
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).resolve().parent / "data"
+
+
+class Running:
+    """A service running in a background thread of this process."""
+
+    def __init__(self, root, service):
+        self.root = root
+        self.service = service
+        self.url = service.url
+
+    def client(self, **kwargs) -> Client:
+        return Client(self.url, **kwargs)
+
+    def stop(self) -> None:
+        self.root.stop()
+        self.root.join()
+
+
+def service_opts(**options) -> Dict[str, Dict[str, str]]:
+    web = {"server": "127.0.0.1", "port": "0"}
+    for key in ("secure", "certfile", "keyfile"):
+        if key in options:
+            web[key] = str(options.pop(key))
+    return {"webserver": web, "custom_threat_service": {k: str(v) for k, v in options.items()}}
+
+
+@pytest.fixture
+def start_service():
+    """``start_service([searchers], option=value, ...)`` -> Running (stopped after the test)."""
+    running: List[Running] = []
+
+    def start(searchers, **options) -> Running:
+        root, service, _ = build(service_opts(**options), searchers)
+        root.start()
+        r = Running(root, service)
+        running.append(r)
+        return r
+
+    yield start
+    for r in running:
+        r.stop()
+
+
+class Process:
+    """``rc-cts run`` as a child process; its log is kept for assertions."""
+
+    def __init__(self, proc: subprocess.Popen, log_path: Path):
+        self.proc = proc
+        self.log_path = log_path
+        self.url = None
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def wait_ready(self, timeout: float = 30) -> "Process":
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            m = re.search(r"listening on (https?://[\d.]+:\d+)", self.log)
+            if m and "serving" in self.log or m and "no searchers" in self.log:
+                self.url = m.group(1)
+                return self
+            if self.proc.poll() is not None:
+                raise AssertionError(f"rc-cts exited with {self.proc.returncode}:\n{self.log}")
+            time.sleep(0.05)
+        raise AssertionError(f"rc-cts did not start in {timeout}s:\n{self.log}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def run_cli(tmp_path):
+    """``run_cli(config_text, pythonpath=[...], args=[...])`` -> a started ``rc-cts run`` Process."""
+    procs: List[Process] = []
+
+    def start(config_text: Optional[str] = None, pythonpath=(), args=(), env=None,
+              wait=True) -> Process:
+        cmd = [sys.executable, "-m", "rc_cts.cli", "run"]
+        if config_text is not None:
+            cfg = tmp_path / f"app{len(procs)}.config"
+            cfg.write_text(config_text)
+            cmd += ["-c", str(cfg)]
+        cmd += list(args)
+        environ = dict(os.environ, **(env or {}))
+        environ["PYTHONPATH"] = os.pathsep.join([*map(str, pythonpath), str(ROOT)])
+        log_path = tmp_path / f"rc-cts{len(procs)}.log"
+        proc = subprocess.Popen(cmd, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT,
+                                env=environ, cwd=tmp_path)
+        p = Process(proc, log_path)
+        procs.append(p)
+        return p.wait_ready() if wait else p
+
+    yield start
+    for p in procs:
+        p.stop()
+
+
+@pytest.fixture(scope="session")
+def legacy_searcher_path(tmp_path_factory) -> Path:
+    """The original-style searcher package in tests/data, pip-installed into a folder of its own."""
+    target = tmp_path_factory.mktemp("legacy_site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--target", str(target),
+                    str(DATA / "legacy_searcher")], check=True)
+    return target
