@@ -1,0 +1,51 @@
+"""A threat service for benchmarks: one searcher on /cts/bench that blocks like an HTTP API call.
+
+    python benchmarks/serve.py --workers 128 --sleep 0.1 [--port 0]
+
+Prints ``URL <base url>`` on stdout once it listens.
+"""
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from circuits import BaseComponent, handler  # noqa: E402
+
+from rc_cts import Hit, StringProp, searcher_channel  # noqa: E402
+from rc_cts.runner import build  # noqa: E402
+
+
+class BlockingSearcher(BaseComponent):
+    """Sleeps as a searcher calling a remote API with ``requests`` would, then finds a hit."""
+    channel = searcher_channel("bench")
+    delay = 0.1
+
+    @handler()
+    def lookup(self, event, *args, **kwargs):
+        time.sleep(self.delay)
+        return Hit(StringProp(name="Value", value=str(event.artifact["value"])))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workers", type=int, default=128)
+    ap.add_argument("--sleep", type=float, default=0.1)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--log-level", default="WARNING")
+    ap.add_argument("--option", action="append", default=[], help="extra key=value for [custom_threat_service]")
+    args = ap.parse_args()
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
+    BlockingSearcher.delay = args.sleep
+    cts = {"workers": str(args.workers)}
+    cts.update(kv.split("=", 1) for kv in args.option)
+    opts = {"webserver": {"server": "127.0.0.1", "port": str(args.port)}, "custom_threat_service": cts}
+    root, service, _ = build(opts, [BlockingSearcher()])
+    print("URL", service.url, flush=True)
+    root.run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""Bad input gets a 4xx with a JSON error and a log line; the service keeps serving."""
+import json
+import socket
+import time
+
+import pytest
+
+from .client import multipart
+from .searchers import HitSearcher
+
+GOOD = {"type": "net.uri", "value": "http://ok"}
+
+
+@pytest.fixture
+def svc(start_service):
+    return start_service([HitSearcher()], max_body_mb=0.01)  # 10 KiB
+
+
+def assert_error(r, status, text):
+    assert r.status == status, r
+    body = r.json
+    assert set(body) == {"error"} and text in body["error"], body
+
+
+def assert_still_serving(svc):
+    r = svc.client().post("test", GOOD)
+    assert r.status == 200 and r.json["hits"]
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize("body,headers,status,text", [
+    (b'{"type": "net.uri"', JSON, 400, "not valid JSON"),
+    (b'[1, 2]', JSON, 400, "must be a JSON object"),
+    (b'{"value": "x"}', JSON, 400, "'type' is missing"),
+    (b'{"type": "", "value": "x"}', JSON, 400, "'type' is missing"),
+    (b'{"type": "net.uri"}', JSON, 400, "'value' is missing"),
+    (b'{"type": "net.uri", "value": null}', JSON, 400, "'value' is missing"),
+    (b'', JSON, 400, "empty"),
+    (b'\xff\xfe', JSON, 400, "not UTF-8"),
+    (b'type=net.uri', {"Content-Type": "text/plain"}, 415, "Content-Type must be"),
+    (b'{"type": "net.uri", "value": "x"}', {}, 415, "Content-Type must be"),
+    (b'--x--', {"Content-Type": "multipart/form-data"}, 400, "without a boundary"),
+])
+def test_malformed_posts(svc, caplog, body, headers, status, text):
+    assert_error(svc.client().request("POST", "/test", body, headers), status, text)
+    assert any(str(status) in rec.getMessage() and text.split()[0] in rec.getMessage()
+               for rec in caplog.records)
+    assert_still_serving(svc)
+
+
+def test_multipart_without_artifact_part(svc):
+    b = "bnd"
+    body = (f"--{b}\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nxx\r\n--{b}--\r\n").encode()
+    r = svc.client().request("POST", "/test", body, {"Content-Type": f"multipart/form-data; boundary={b}"})
+    assert_error(r, 400, "no 'artifact' part")
+    assert_still_serving(svc)
+
+
+def test_truncated_multipart(svc):
+    body, headers = multipart(GOOD)
+    r = svc.client().request("POST", "/test", body[:-10], headers)
+    assert_error(r, 400, "incomplete")
+    assert_still_serving(svc)
+
+
+def test_multipart_artifact_part_not_json(svc):
+    body, headers = multipart(None, raw_artifact=b"not json")
+    assert_error(svc.client().request("POST", "/test", body, headers), 400, "not valid JSON")
+
+
+def test_multipart_garbage(svc):
+    r = svc.client().request("POST", "/test", b"\x00garbage" * 10,
+                             {"Content-Type": "multipart/form-data; boundary=abc"})
+    assert r.status == 400 and "error" in r.json
+    assert_still_serving(svc)
+
+
+def test_oversized_body_by_content_length(svc):
+    body, headers = multipart(GOOD, file_bytes=b"x" * 20000)
+    assert_error(svc.client().request("POST", "/test", body, headers), 413, "larger than the limit")
+    assert_still_serving(svc)
+
+
+def test_oversized_chunked_body(svc):
+    s = socket.create_connection((svc.service.http.host, svc.service.http.port), timeout=5)
+    s.sendall(b"POST /cts/test HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n")
+    chunk = b"x" * 4096
+    try:
+        for _ in range(5):
+            s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+    except OSError:
+        pass  # the server may close as soon as it has answered
+    data = s.recv(65536)
+    s.close()
+    assert data.startswith(b"HTTP/1.1 413")
+    assert b'"error"' in data
+    assert_still_serving(svc)
+
+
+def test_unknown_service_and_unknown_id(svc):
+    c = svc.client()
+    assert_error(c.post("nosuch", GOOD), 404, "unknown threat service 'nosuch'")
+    assert_error(c.options("nosuch"), 404, "unknown threat service")
+    assert_error(c.get("test", "no-such-id"), 404, "no lookup 'no-such-id'")
+    assert_error(c.request("GET", "/"), 404, "no service name")
+    r = c.request("GET", "/../../etc/passwd")
+    assert r.status == 404
+    assert_still_serving(svc)
+
+
+def test_outside_urlbase_and_bad_method(svc):
+    c = svc.client()
+    r = c.request("GET", "/../elsewhere")
+    assert r.status == 404 and "error" in r.json
+    assert_error(c.request("DELETE", "/test"), 405, "DELETE")
+    assert c.request("DELETE", "/test").headers["allow"] == "OPTIONS, POST, GET"
+
+
+def test_garbage_on_the_socket(svc):
+    s = socket.create_connection((svc.service.http.host, svc.service.http.port), timeout=5)
+    s.sendall(b"\x16\x03\x01 this is not http\r\n\r\n")
+    data = s.recv(4096)
+    s.close()
+    assert data.startswith(b"HTTP/1.1 400") and b'"error"' in data
+    assert_still_serving(svc)
+
+
+def test_errors_on_bodyless_requests_keep_the_connection(svc):
+    import http.client
+    conn = http.client.HTTPConnection(svc.service.http.host, svc.service.http.port, timeout=5)
+    conn.request("GET", "/cts/nosuch/1")
+    r = conn.getresponse()
+    assert r.status == 404 and json.loads(r.read())["error"]
+    conn.request("POST", "/cts/test", json.dumps(GOOD), JSON)
+    r = conn.getresponse()
+    assert r.status == 200 and json.loads(r.read())["hits"]
+    conn.close()
+
+
+def test_slow_and_idle_clients_are_closed(start_service):
+    svc = start_service([HitSearcher()], idle_timeout_secs=0.3, request_timeout_secs=0.6)
+    addr = (svc.service.http.host, svc.service.http.port)
+    idle = socket.create_connection(addr, timeout=5)
+    trickle = socket.create_connection(addr, timeout=5)
+    trickle.sendall(b"POST /cts/test HTTP/1.1\r\nHost: x\r\n")
+    t0 = time.time()
+    for _ in range(6):  # a slowloris: a header line every 0.2s, never finishing
+        time.sleep(0.2)
+        try:
+            trickle.sendall(b"X-Slow: 1\r\n")
+        except OSError:
+            break
+    assert idle.recv(100) == b""              # closed without a word: it never asked anything
+    answer = trickle.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 408") or answer == b""
+    assert time.time() - t0 < 3
+    idle.close()
+    trickle.close()
+    assert_still_serving(svc)
+
+
+def test_unhandled_error_is_500_without_traceback(start_service, caplog):
+    svc = start_service([HitSearcher()])
+
+    def broken(rid):
+        raise RuntimeError("store is on fire")
+    svc.service.app.store.get = broken
+    r = svc.client().post("test", GOOD)
+    assert r.status == 500
+    assert r.json == {"error": "internal server error"}
+    assert any("store is on fire" in (rec.exc_text or "") for rec in caplog.records)
+    assert svc.client().options("test").status == 200

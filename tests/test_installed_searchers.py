@@ -1,0 +1,92 @@
+"""Searcher packages installed with pip and found through their entry points, run by ``rc-cts run``."""
+import json
+import os
+import subprocess
+import sys
+
+from rc_cts.plugins import LEGACY_HINT
+
+from .client import Client
+from .conftest import ROOT
+
+CONFIG = """
+[webserver]
+server = 127.0.0.1
+port = 0
+
+[custom_threat_service]
+sync_wait_secs = 2
+
+[legacy_example]
+prefix = from-config
+"""
+
+
+def test_unmodified_original_style_package(run_cli, legacy_searcher_path):
+    proc = run_cli(CONFIG, pythonpath=[legacy_searcher_path])
+    assert "LegacyExampleSearcher._lookup on channel cts_search.legacy_example" in proc.log
+    c = Client(proc.url + "/cts")
+    r = c.post("legacy_example", {"type": "net.uri", "value": "http://bad.example"})
+    assert r.status == 200, r
+    [hit] = r.json["hits"]
+    props = {p["name"]: p for p in hit["props"]}
+    assert props["id"] == {"type": "number", "name": "id", "value": 123}   # sent as a string, now a number
+    assert props["Prefix"]["value"] == "from-config"                       # opts reach the searcher
+    assert props["Location"]["value"] == {"lat": 42.366, "lng": -71.081}
+    assert c.post("legacy_example", {"type": "net.name", "value": "x"}).json["hits"] == []
+    proc.stop()
+    assert "a non-lookup event reached the searcher" not in proc.log
+    assert "Traceback" not in proc.log
+
+
+def test_example_searcher_runs_on_embedded_defaults_with_app_config_file(run_cli, tmp_path):
+    cfg = tmp_path / "env.config"
+    cfg.write_text("[webserver]\nserver = 127.0.0.1\nport = 0\n")
+    proc = run_cli(None, env={"APP_CONFIG_FILE": str(cfg)})
+    assert f"config file: {cfg}" in proc.log
+    c = Client(proc.url + "/cts")
+    assert c.options("example").json == {"upload_file": False}
+
+
+def test_missing_pkg_resources_names_the_fix(legacy_searcher_path):
+    code = ("import sys, json; sys.modules['pkg_resources'] = None\n"
+            "from rc_cts import plugins\n"
+            "found, errors = plugins.discover()\n"
+            "print(json.dumps([str(e) for e in errors if 'Legacy' in e.entry_point]))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(legacy_searcher_path), str(ROOT)]))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    [error] = json.loads(out.stdout)
+    assert "LegacyExampleSearcher" in error and "pip install 'rc-cts[legacy]'" in error
+    assert LEGACY_HINT in error
+
+
+def test_broken_plugin_does_not_stop_the_others(run_cli, legacy_searcher_path, tmp_path):
+    broken = tmp_path / "broken_site"
+    (broken / "broken_searcher").mkdir(parents=True)
+    (broken / "broken_searcher" / "__init__.py").write_text("raise ImportError('no module named missing_dep')\n")
+    dist = broken / "broken_searcher-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-searcher\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(
+        "[resilient.circuits.components]\nBroken = broken_searcher:Searcher\n")
+    proc = run_cli(CONFIG, pythonpath=[broken, legacy_searcher_path])
+    assert "searcher not loaded: Broken (broken-searcher): ImportError: no module named missing_dep" in proc.log
+    assert Client(proc.url + "/cts").post("legacy_example", {"type": "net.ip", "value": "1.1.1.1"}).status == 200
+
+
+def test_bad_config_value_is_named(run_cli):
+    proc = run_cli("[custom_threat_service]\nworkers = many\n", wait=False)
+    assert proc.proc.wait(30) == 2
+    assert "option 'workers': 'many' is not a valid int" in proc.log
+
+
+def test_port_in_use_is_a_clear_error(run_cli):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    port = s.getsockname()[1]
+    proc = run_cli(f"[webserver]\nserver = 127.0.0.1\nport = {port}\n", wait=False)
+    assert proc.proc.wait(30) == 1
+    assert "cannot start" in proc.log and "Address already in use" in proc.log
+    s.close()
