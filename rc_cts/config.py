@@ -145,7 +145,8 @@ def find_config_file(path: Optional[str] = None) -> Optional[str]:
 
 
 def read_config_file(path: str) -> Opts:
-    """Read an app.config into ``{section: {option: value}}``."""
+    """Read an app.config into ``{section: {option: value}}``, with the ``[resilient]``
+    options also at the top level, as resilient-circuits gives them to components."""
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with open(os.path.expanduser(path), encoding="utf-8") as fh:
@@ -154,4 +155,5 @@ def read_config_file(path: str) -> Opts:
         raise ConfigError(f"cannot read config file {path!r}: {exc.strerror}") from None
     except configparser.Error as exc:
         raise ConfigError(f"config file {path!r}: {exc}") from None
-    return {name: dict(parser.items(name)) for name in parser.sections()}
+    opts: Opts = {name: dict(parser.items(name)) for name in parser.sections()}
+    return {**opts.get("resilient", {}), **opts}

@@ -6,6 +6,7 @@ resilient-circuits daemon create it the same way.
 from __future__ import annotations
 
 import logging
+import signal
 from typing import Any, Mapping, Optional
 
 from circuits import BaseComponent, handler
@@ -56,6 +57,14 @@ class CustomThreatService(BaseComponent):
             LOG.warning("no searchers are installed: every service name will answer 404")
         for channel in channels:
             LOG.info("serving %s/%s", self.url, channel.split(".", 1)[1].replace(".", "/"))
+
+    @handler("signal", channel="*")
+    def _on_signal(self, signo, stack) -> None:
+        """Stop on SIGINT/SIGTERM.  circuits only adds its fallback handler when nothing else
+        handles ``signal``, and a searcher's catch-all handler counts as one."""
+        if signo in (signal.SIGINT, signal.SIGTERM):
+            LOG.info("stopping on signal %d", signo)
+            raise SystemExit(0)
 
     @handler("stopped", channel="*")
     def _on_stopped(self, component) -> None:

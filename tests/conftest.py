@@ -123,9 +123,33 @@ def run_cli(tmp_path):
 
 @pytest.fixture(scope="session")
 def legacy_searcher_path(tmp_path_factory) -> Path:
-    """The original-style searcher package in tests/data, pip-installed into a folder of its own."""
+    """The original-style searcher packages in tests/data, pip-installed into a folder of their own."""
     target = tmp_path_factory.mktemp("legacy_site")
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                     "--no-build-isolation", "--target", str(target),
-                    str(DATA / "legacy_searcher")], check=True)
+                    str(DATA / "legacy_searcher"), str(DATA / "legacy_resilient_searcher")], check=True)
     return target
+
+
+@pytest.fixture(scope="session")
+def certfile(tmp_path_factory):
+    """A self-signed certificate and key for 127.0.0.1, in one PEM file."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    path = tmp_path_factory.mktemp("tls") / "cert.pem"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return path

@@ -1,7 +1,5 @@
 """HTTP Basic authentication and HTTPS, through a real server."""
 import base64
-import datetime
-import ssl
 
 import pytest
 
@@ -52,27 +50,6 @@ def test_password_from_the_environment(start_service, monkeypatch):
     svc = start_service([HitSearcher()], auth_user="u", auth_password="$CTS_TEST_PASSWORD")
     assert svc.client(user="u", password="from-env").post("test", GOOD).status == 200
     assert svc.client(user="u", password="$CTS_TEST_PASSWORD").post("test", GOOD).status == 401
-
-
-@pytest.fixture(scope="module")
-def certfile(tmp_path_factory):
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1)
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
-    path = tmp_path_factory.mktemp("tls") / "cert.pem"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    return path
 
 
 def test_https_with_a_body_larger_than_the_socket_buffer(start_service, certfile):

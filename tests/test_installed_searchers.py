@@ -8,6 +8,7 @@ from rc_cts.plugins import LEGACY_HINT
 
 from .client import Client
 from .conftest import ROOT
+from .soar_standin import SoarStandIn
 
 CONFIG = """
 [webserver]
@@ -39,6 +40,26 @@ def test_unmodified_original_style_package(run_cli, legacy_searcher_path):
     assert "Traceback" not in proc.log
 
 
+def test_resilient_component_searcher_with_a_resilient_section(run_cli, legacy_searcher_path, certfile):
+    with SoarStandIn(certfile) as soar:
+        proc = run_cli(CONFIG + soar.resilient_section() + "[legacy_resilient]\nnote = hello\n",
+                       pythonpath=[legacy_searcher_path])
+        assert ("POST", "/rest/session") in soar.calls   # it logged in to "SOAR" when created
+        c = Client(proc.url + "/cts")
+        r = c.post("legacy_resilient", {"type": "net.ip", "value": "10.0.0.1"})
+        assert r.status == 200, r
+        props = {p["name"]: p["value"] for p in r.json["hits"][0]["props"]}
+        assert props == {"Org": "Test Org", "Note": "hello", "IP": "10.0.0.1"}
+        # the original-style searcher from the same install is served beside it
+        assert c.post("legacy_example", {"type": "net.ip", "value": "1.1.1.1"}).json["hits"]
+
+
+def test_resilient_component_searcher_without_soar_is_a_load_error(run_cli, legacy_searcher_path):
+    proc = run_cli(CONFIG, pythonpath=[legacy_searcher_path])
+    assert "searcher not loaded: LegacyResilientSearcher (rc-cts-legacy-resilient)" in proc.log
+    assert Client(proc.url + "/cts").post("legacy_example", {"type": "net.ip", "value": "1.1.1.1"}).status == 200
+
+
 def test_example_searcher_runs_on_embedded_defaults_with_app_config_file(run_cli, tmp_path):
     cfg = tmp_path / "env.config"
     cfg.write_text("[webserver]\nserver = 127.0.0.1\nport = 0\n")
@@ -52,7 +73,7 @@ def test_missing_pkg_resources_names_the_fix(legacy_searcher_path):
     code = ("import sys, json; sys.modules['pkg_resources'] = None\n"
             "from rc_cts import plugins\n"
             "found, errors = plugins.discover()\n"
-            "print(json.dumps([str(e) for e in errors if 'Legacy' in e.entry_point]))")
+            "print(json.dumps([str(e) for e in errors if e.entry_point == 'LegacyExampleSearcher']))")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(legacy_searcher_path), str(ROOT)]))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     [error] = json.loads(out.stdout)
@@ -90,3 +111,15 @@ def test_port_in_use_is_a_clear_error(run_cli):
     assert proc.proc.wait(30) == 1
     assert "cannot start" in proc.log and "Address already in use" in proc.log
     s.close()
+
+
+def test_sigterm_stops_the_service_promptly_even_with_catch_all_searchers(run_cli, legacy_searcher_path):
+    import signal
+    import time
+    proc = run_cli(CONFIG, pythonpath=[legacy_searcher_path])
+    assert "for every artifact type" in proc.log   # a catch-all searcher is loaded
+    t0 = time.time()
+    proc.proc.send_signal(signal.SIGTERM)
+    assert proc.proc.wait(5) == 0
+    assert time.time() - t0 < 3
+    assert "stopping on signal" in proc.log
