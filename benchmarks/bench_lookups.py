@@ -8,17 +8,21 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("RC_CTS_SHARED", HERE.parents[1] / "shared"))
 
 
-def start_service(workers: int, sleep: float, options=()):
-    cmd = [sys.executable, str(HERE / "serve.py"), "--workers", str(workers), "--sleep", str(sleep)]
+def start_service(workers: int, sleep: float, log_level: str = "INFO", options=()):
+    """The service in its own process, logging (to a temporary file) as in production."""
+    cmd = [sys.executable, str(HERE / "serve.py"), "--workers", str(workers), "--sleep", str(sleep),
+           "--log-level", log_level]
     for opt in options:
         cmd += ["--option", opt]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
     line = proc.stdout.readline().split()
     if not line or line[0] != "URL":
         proc.kill()
@@ -47,15 +51,17 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=128)
     ap.add_argument("--sleep", type=float, default=0.1)
     ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--log-level", default="INFO", help="the service's log level (INFO logs each request)")
     args = ap.parse_args()
     if not (SHARED / "platform_sim.py").exists():
         raise SystemExit(f"platform_sim.py not found in {SHARED} (set RC_CTS_SHARED)")
-    proc, url = start_service(args.workers, args.sleep)
+    proc, url = start_service(args.workers, args.sleep, args.log_level)
     try:
         sim("bench", url + "/bench", "--n", "64", "--conc", "16")  # warm up
         lookups = sim("bench", url + "/bench", "--n", str(args.n), "--conc", str(args.conc))
         cached = sim("hammer", url + "/bench", "--seconds", str(args.seconds), "--conc", "16")
-        print(f"service: {url} workers={args.workers} searcher blocks {args.sleep * 1000:.0f} ms")
+        print(f"service: {url} workers={args.workers} searcher blocks {args.sleep * 1000:.0f} ms,"
+              f" log level {args.log_level}")
         print(f"lookups:  {lookups['lookups_per_s']:8.1f} lookups/s  p50 {lookups['p50_s'] * 1000:.0f} ms"
               f"  p99 {lookups['p99_s'] * 1000:.0f} ms  ({lookups['n']} lookups, conc {args.conc},"
               f" {lookups['ok_with_hits']} with hits, polls {lookups['polls']}, statuses {lookups['statuses']})")

@@ -173,3 +173,17 @@ def test_unhandled_error_is_500_without_traceback(start_service, caplog):
     assert r.json == {"error": "internal server error"}
     assert any("store is on fire" in (rec.exc_text or "") for rec in caplog.records)
     assert svc.client().options("test").status == 200
+
+
+def test_connections_beyond_the_limit_are_refused(start_service):
+    svc = start_service([HitSearcher()], max_connections=2)
+    addr = (svc.service.http.host, svc.service.http.port)
+    held = [socket.create_connection(addr, timeout=5) for _ in range(2)]
+    time.sleep(0.2)
+    extra = socket.create_connection(addr, timeout=5)
+    assert extra.recv(100) == b""          # closed at once
+    extra.close()
+    for s in held:
+        s.close()
+    time.sleep(0.2)
+    assert_still_serving(svc)
