@@ -23,6 +23,19 @@ setup(
     },
     entry_points={
         "console_scripts": ["rc-cts=rc_cts.cli:main"],
+        # Under the resilient-circuits daemon: the service component, its config sections
+        # (one entry each, because `resilient-circuits config -u` adds one section per entry),
+        # and its selftest.
+        "resilient.circuits.components": [
+            "CustomThreatService = rc_cts.service:CustomThreatService",
+        ],
+        "resilient.circuits.configsection": [
+            "webserver = rc_cts.config_sections:webserver_section",
+            "custom_threat_service = rc_cts.config_sections:custom_threat_service_section",
+        ],
+        "resilient.circuits.selftest": [
+            "rc_cts = rc_cts.selftest:selftest_function",
+        ],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

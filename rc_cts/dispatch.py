@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from circuits import BaseComponent, Event, handler
 
+from .artifacts import ARTIFACT_TYPES
 from .events import ThreatServiceLookupEvent
 from .files import ArtifactFile
 from .hits import SEARCHER_CHANNEL_PREFIX
@@ -137,9 +138,14 @@ class Dispatcher(BaseComponent):
         self._wrapped: Dict[Any, PooledHandler] = {}
 
     # -- searchers joining the tree ----------------------------------------------------------
-    @handler("registered", channel="*", priority=100)
-    def _on_registered(self, component, manager) -> None:
-        self.adopt(self.root if component is self else component)
+    @handler(channel="*", priority=1e9)
+    def _adopt_new_searchers(self, event, *args, **kwargs) -> None:
+        """Runs first for every event.  circuits clears its handler cache whenever a component
+        joins the tree, so a near-empty cache means something may have joined: adopt it
+        before this very event (a `registered`, a `generate_events`...) can reach a raw
+        catch-all handler.  Otherwise this costs one ``len``."""
+        if len(self.root._cache) <= 1:
+            self.adopt(self.root)
 
     def adopt(self, component: BaseComponent) -> None:
         """Route the searcher handlers of ``component`` and its children through the pool."""
@@ -181,8 +187,11 @@ class Dispatcher(BaseComponent):
 
     def _add_channel_handler(self, wrapper: PooledHandler) -> None:
         self.channels.setdefault(wrapper.channel, []).append(wrapper)
+        types = [n for n in wrapper.names if isinstance(n, str) and ("." in n or n in ARTIFACT_TYPES)]
+        if wrapper.names and not types:
+            return  # an ordinary handler (e.g. ResilientComponent's `reload`): not a lookup one
         LOG.info("searcher %s on channel %s for %s", wrapper.label, wrapper.channel,
-                 ", ".join(wrapper.names) or (wrapper.legacy_name and wrapper.legacy_name[8:])
+                 ", ".join(types) or (wrapper.legacy_name and wrapper.legacy_name[len(LEGACY_PREFIX):])
                  or "every artifact type")
 
     def has_searchers(self, channel: str) -> bool:

@@ -25,7 +25,6 @@ def build(opts: Mapping[str, Any], searchers: Optional[Iterable[BaseComponent]] 
     service = CustomThreatService(opts).register(root)
     for searcher in searchers:
         searcher.register(root)
-    service.dispatcher.adopt(root)  # now, before any event can reach a searcher
     for error in errors:
         LOG.error("searcher not loaded: %s", error)
     return root, service, errors

@@ -13,5 +13,9 @@ setup(
         "resilient.circuits.components": [
             "ExampleSearcher = searchers_example.example:ExampleSearcher",
         ],
+        # The section `resilient-circuits config -c/-u` writes for this package.
+        "resilient.circuits.configsection": [
+            "searchers_example = searchers_example.config:config_section_data",
+        ],
     },
 )

@@ -3,6 +3,7 @@ so searchers subclassing ResilientComponent (and the daemon) run without a SOAR 
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -49,8 +50,63 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
+class _StompStandIn:
+    """Just enough of a STOMP 1.2 broker over TLS for resilient-circuits to connect:
+    CONNECTED (no heart-beats) to CONNECT, RECEIPT where asked; everything else is ignored."""
+
+    def __init__(self, ctx: ssl.SSLContext):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.ctx = ctx
+        self.frames = []
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return self.sock.getsockname()[1]
+
+    def _accept(self):
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, raw):
+        try:
+            conn = self.ctx.wrap_socket(raw, server_side=True)
+            buf = b""
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buf += data
+                while b"\x00" in buf:
+                    frame, buf = buf.split(b"\x00", 1)
+                    lines = frame.lstrip(b"\r\n").decode("utf-8", "replace").split("\n")
+                    command, headers = lines[0].strip(), dict(
+                        line.split(":", 1) for line in lines[1:] if ":" in line)
+                    self.frames.append(command)
+                    if command in ("CONNECT", "STOMP"):
+                        conn.sendall(b"CONNECTED\nversion:1.2\nheart-beat:0,0\n\n\x00")
+                    if "receipt" in headers:
+                        conn.sendall(f"RECEIPT\nreceipt-id:{headers['receipt']}\n\n\x00".encode())
+                    if command == "DISCONNECT":
+                        return
+        except (OSError, ssl.SSLError):
+            return
+        finally:
+            raw.close()
+
+    def close(self):
+        self._stop = True
+        self.sock.close()
+
+
 class SoarStandIn:
-    """HTTPS on 127.0.0.1 with the given certificate; ``resilient_section()`` points a client at it."""
+    """SOAR's REST API (HTTPS) and STOMP broker (TLS) on 127.0.0.1 with the given certificate;
+    ``resilient_section()`` points resilient-circuits at them."""
 
     def __init__(self, certfile):
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -59,6 +115,7 @@ class SoarStandIn:
         ctx.load_cert_chain(str(certfile))
         self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.stomp = _StompStandIn(ctx)
 
     @property
     def calls(self):
@@ -66,6 +123,7 @@ class SoarStandIn:
 
     def resilient_section(self) -> str:
         return (f"[resilient]\nhost = 127.0.0.1\nport = {self.server.server_address[1]}\n"
+                f"stomp_port = {self.stomp.port}\n"
                 "org = Test Org\nemail = test@example.com\npassword = standin-password\n"
                 "cafile = false\nmax_connection_retries = 1\nrequest_max_retries = 1\n")
 
@@ -76,3 +134,4 @@ class SoarStandIn:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+        self.stomp.close()

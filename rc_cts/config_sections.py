@@ -1,0 +1,57 @@
+"""The config sections rc-cts adds to an app.config (``resilient-circuits config -c/-u``,
+and the top of ``app.config.sample``): every option with its default."""
+
+WEBSERVER = """\
+[webserver]
+# Interface to listen on (0.0.0.0 for all) and port (0 picks a free port and logs it).
+server = localhost
+port = 9000
+# HTTPS: certfile is a PEM file with the certificate (and the key, unless keyfile is set).
+secure = false
+#certfile = /path/to/cert.pem
+#keyfile = /path/to/key.pem
+"""
+
+CUSTOM_THREAT_SERVICE = """\
+[custom_threat_service]
+# Services are served at <urlbase>/<name>; <name> selects the searchers on searcher_channel("<name>").
+urlbase = /cts
+# Answer OPTIONS with upload_file: true, so the platform uploads artifact files.
+upload_file = false
+# retry_secs sent with a 303: on the POST that starts a lookup, and on later GETs.
+first_retry_secs = 5
+later_retry_secs = 60
+# How many times a searcher that raised ThreatLookupIncompleteException is run again,
+# and how long to wait before each new run.
+max_retries = 60
+incomplete_retry_secs = 5
+# Results kept for rescans and GETs: at most cache_size lookups, each for cache_ttl seconds.
+cache_size = 10000
+cache_ttl = 600
+# HTTP Basic authentication, when the service is registered with -user/-password (both or neither).
+#auth_user = soar
+#auth_password = $CTS_PASSWORD
+# A POST or GET waits up to this long for the lookup to complete and answers 200 with the hits;
+# after that it answers 303 and the platform polls.
+sync_wait_secs = 1.0
+# Searcher handlers run in a pool of this many threads, so blocking searchers never block the service.
+workers = 32
+# A lookup whose searchers are not all done after this long completes with the hits found so far.
+lookup_timeout_secs = 300
+# Largest request body accepted (413 above it).
+max_body_mb = 10
+# A connection with no traffic for idle_timeout_secs is closed; a request must arrive
+# completely within request_timeout_secs (408 otherwise).
+idle_timeout_secs = 60
+request_timeout_secs = 120
+# Connections beyond this many are refused.
+max_connections = 2000
+"""
+
+
+def webserver_section() -> str:
+    return WEBSERVER
+
+
+def custom_threat_service_section() -> str:
+    return CUSTOM_THREAT_SERVICE

@@ -1,0 +1,138 @@
+"""rc-cts inside the real resilient-circuits daemon, against a local SOAR stand-in."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rc_cts import config_sections
+
+from .client import Client
+from .conftest import ROOT
+from .soar_standin import SoarStandIn
+
+BIN = Path(sys.executable).parent
+
+
+def daemon_env(tmp_path, config: Path, pythonpath=()):
+    env = dict(os.environ, APP_CONFIG_FILE=str(config), APP_LOCK_FILE=str(tmp_path / "lock"),
+               HOME=str(tmp_path))
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, pythonpath), str(ROOT)])
+    return env
+
+
+@pytest.fixture
+def soar(certfile):
+    with SoarStandIn(certfile) as standin:
+        yield standin
+
+
+def write_config(tmp_path, soar, extra=""):
+    (tmp_path / "logs").mkdir(exist_ok=True)
+    config = tmp_path / "app.config"
+    config.write_text(soar.resilient_section() + f"logdir = {tmp_path / 'logs'}\n\n"
+                      "[webserver]\nserver = 127.0.0.1\nport = 0\n\n"
+                      "[custom_threat_service]\nsync_wait_secs = 2\n\n" + extra)
+    return config
+
+
+def test_lookups_through_the_resilient_circuits_daemon(tmp_path, soar, legacy_searcher_path):
+    config = write_config(tmp_path, soar, "[legacy_example]\nprefix = daemon\n")
+    log = tmp_path / "daemon.log"
+    proc = subprocess.Popen([str(BIN / "resilient-circuits"), "run"], stdout=open(log, "wb"),
+                            stderr=subprocess.STDOUT,
+                            env=daemon_env(tmp_path, config, [legacy_searcher_path]))
+    try:
+        deadline = time.time() + 60
+        while not re.search(r"listening on http://127\.0\.0\.1:\d+", log.read_text()):
+            assert proc.poll() is None and time.time() < deadline, log.read_text()
+            time.sleep(0.1)
+        text = log.read_text()
+        url = re.search(r"listening on (http://127\.0\.0\.1:\d+)", text).group(1) + "/cts"
+        assert ("POST", "/rest/session") in soar.calls            # the daemon logged in to "SOAR"
+        c = Client(url)
+        r = c.post("example", {"type": "net.uri", "value": "http://daemon.example"})
+        assert r.status == 200 and len(r.json["hits"]) == 2       # searchers_example, via the daemon's loader
+        r = c.post("legacy_example", {"type": "net.ip", "value": "10.1.2.3"})
+        assert r.status == 200
+        assert {p["name"]: p["value"] for p in r.json["hits"][0]["props"]}["Prefix"] == "daemon"
+        r = c.post("legacy_resilient", {"type": "net.ip", "value": "10.1.2.3"})  # a ResilientComponent searcher
+        assert r.status == 200 and r.json["hits"]
+        assert c.get("example", c.post("example", {"type": "net.uri", "value": "http://x"}).json["id"]).status == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) is not None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = log.read_text()
+    assert "a non-lookup event reached the searcher" not in text   # catch-all got lookups only
+    assert "Traceback" not in text
+
+
+def test_config_create_and_update_write_the_sections(tmp_path):
+    env = dict(os.environ, HOME=str(tmp_path))
+    env.pop("APP_CONFIG_FILE", None)
+    created = tmp_path / "created.config"
+    subprocess.run([str(BIN / "resilient-circuits"), "config", "-c", str(created)], env=env,
+                   check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    text = created.read_text()
+    assert config_sections.WEBSERVER in text and config_sections.CUSTOM_THREAT_SERVICE in text
+    assert "[searchers_example]" in text
+
+    existing = tmp_path / "existing.config"
+    existing.write_text("[resilient]\nhost = soar.example\n\n[webserver]\nport = 9443\n")
+    subprocess.run([str(BIN / "resilient-circuits"), "config", "-u", str(existing)], env=env,
+                   check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    text = existing.read_text()
+    assert "port = 9443" in text and text.count("[webserver]") == 1      # kept as it was
+    assert config_sections.CUSTOM_THREAT_SERVICE in text                # added
+    assert "[searchers_example]" in text
+
+
+def test_app_config_sample_carries_the_same_sections():
+    sample = (ROOT / "app.config.sample").read_text()
+    assert config_sections.WEBSERVER in sample and config_sections.CUSTOM_THREAT_SERVICE in sample
+
+
+def test_resilient_circuits_list_names_the_components(tmp_path):
+    # (`list -v` crashes in resilient-circuits 51 for any package whose distribution name differs
+    # from its module name, as setuptools writes `rc-cts` for module `rc_cts`; plain `list` works.)
+    out = subprocess.run([str(BIN / "resilient-circuits"), "list"], capture_output=True, text=True,
+                         env=dict(os.environ, HOME=str(tmp_path)))
+    assert out.returncode == 0, out.stderr
+    listing = out.stdout + out.stderr
+    assert "The following packages and components are installed" in listing
+    assert "CustomThreatService" in listing or "ExampleSearcher" in listing
+
+
+def test_selftest_runs_the_rc_cts_selftest(tmp_path, soar):
+    config = write_config(tmp_path, soar)
+    # What `resilient-circuits selftest` runs after its STOMP check; that check waits for a message
+    # destination subscription, which a threat service (no functions) never makes, so it exits 33.
+    code = ("import argparse, logging, sys\n"
+            "logging.basicConfig(level=logging.INFO, format='%(message)s')\n"
+            "from resilient_circuits import helpers\n"
+            "from resilient_circuits.cmds import selftest\n"
+            "opts = helpers.get_configs(ALLOW_UNRECOGNIZED=True)\n"
+            "selftest.check_soar_rest_connection(argparse.Namespace(), opts)\n"
+            "selftest.run_apps_selftest(argparse.Namespace(install_list=['rc-cts'], print_env=False), opts)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=daemon_env(tmp_path, config), timeout=120)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log
+    assert "Successfully connected via REST" in log
+    assert re.search(r"rc_cts: success", log), log
+    assert "serving example" in log and "Successfully ran App's selftest" in log
+
+
+def test_selftest_reports_a_bad_configuration():
+    from rc_cts.selftest import selftest_function
+    result = selftest_function({"custom_threat_service": {"workers": "none"}})
+    assert result["state"] == "failure" and "'workers'" in result["reason"]
+    ok = selftest_function({"webserver": {"port": "9443"}})
+    assert ok["state"] == "success" and "example" in ok["reason"] and ":9443/cts" in ok["reason"]
