@@ -36,6 +36,8 @@ setup(
         "resilient.circuits.selftest": [
             "rc_cts = rc_cts.selftest:selftest_function",
         ],
+        # Fixtures for searcher authors: cts_lookup, cts_service.
+        "pytest11": ["rc_cts = rc_cts.testing"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

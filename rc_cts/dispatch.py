@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from circuits import BaseComponent, Event, handler
 
-from .artifacts import ARTIFACT_TYPES
+from .artifacts import LEGACY_PREFIX, is_artifact_type_name, legacy_method_name
 from .events import ThreatServiceLookupEvent
 from .files import ArtifactFile
 from .hits import SEARCHER_CHANNEL_PREFIX
@@ -28,7 +28,6 @@ from .searcher_calls import DONE, INCOMPLETE, Outcome, call_searcher
 from .store import LookupRecord, Store
 
 LOG = logging.getLogger(__name__)
-LEGACY_PREFIX = "_lookup_"
 
 
 def is_searcher_channel(channel: Any) -> bool:
@@ -79,11 +78,6 @@ class PooledHandler:
 
     def __repr__(self) -> str:
         return f"<PooledHandler {self.label} on {self.channel}>"
-
-
-def legacy_method_name(artifact_type: str) -> str:
-    """``net.uri`` -> ``_lookup_net_uri``: the method name style of the original's examples."""
-    return LEGACY_PREFIX + artifact_type.replace(".", "_").replace("-", "_")
 
 
 class _Job:
@@ -187,7 +181,7 @@ class Dispatcher(BaseComponent):
 
     def _add_channel_handler(self, wrapper: PooledHandler) -> None:
         self.channels.setdefault(wrapper.channel, []).append(wrapper)
-        types = [n for n in wrapper.names if isinstance(n, str) and ("." in n or n in ARTIFACT_TYPES)]
+        types = [n for n in wrapper.names if is_artifact_type_name(n)]
         if wrapper.names and not types:
             return  # an ordinary handler (e.g. ResilientComponent's `reload`): not a lookup one
         LOG.info("searcher %s on channel %s for %s", wrapper.label, wrapper.channel,

@@ -6,12 +6,14 @@ One discovery path for the standalone runner and the tools; it uses
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import traceback
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, List, Mapping, Tuple
 
+from .artifacts import ARTIFACT_TYPES, LEGACY_PREFIX, is_artifact_type_name, legacy_method_name
 from .hits import SEARCHER_CHANNEL_PREFIX
 
 LOG = logging.getLogger(__name__)
@@ -38,9 +40,30 @@ class SearcherClass:
     distribution: str
     cls: type
 
+    version: str = ""
+
     @property
     def channel(self) -> str:
         return self.cls.channel
+
+    @property
+    def service(self) -> str:
+        """The service name: ``searcher_channel("a", "b")`` serves ``<urlbase>/a/b``."""
+        return self.channel[len(SEARCHER_CHANNEL_PREFIX):].replace(".", "/")
+
+    def artifact_types(self) -> List[str]:
+        """The artifact types its handlers select; ``["*"]`` for a catch-all handler."""
+        types = set()
+        for name, member in inspect.getmembers(self.cls, callable):
+            if getattr(member, "handler", False):
+                if member.channel not in (None, self.channel):
+                    continue
+                if not member.names:
+                    return ["*"]
+                types.update(n for n in member.names if is_artifact_type_name(n))
+            elif name.startswith(LEGACY_PREFIX):
+                types.update(t for t in ARTIFACT_TYPES if legacy_method_name(t) == name)
+        return sorted(types)
 
 
 def is_searcher_class(cls: Any) -> bool:
@@ -53,6 +76,7 @@ def discover(group: str = COMPONENTS_GROUP) -> Tuple[List[SearcherClass], List[L
     found, errors = [], []
     for ep in sorted(metadata.entry_points(group=group), key=lambda e: e.name):
         dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
+        version = getattr(getattr(ep, "dist", None), "version", None) or ""
         try:
             cls = ep.load()
         except Exception as exc:  # a broken plugin must not stop the others
@@ -60,7 +84,7 @@ def discover(group: str = COMPONENTS_GROUP) -> Tuple[List[SearcherClass], List[L
             LOG.debug("loading %s failed:\n%s", ep.name, traceback.format_exc())
             continue
         if is_searcher_class(cls):
-            found.append(SearcherClass(ep.name, dist, cls))
+            found.append(SearcherClass(ep.name, dist, cls, version))
     return found, errors
 
 

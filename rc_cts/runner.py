@@ -8,6 +8,7 @@ from typing import Any, Iterable, List, Mapping, Optional, Tuple
 from circuits import BaseComponent, Manager
 
 from . import plugins
+from .client import Client
 from .service import CustomThreatService
 
 LOG = logging.getLogger(__name__)
@@ -28,3 +29,34 @@ def build(opts: Mapping[str, Any], searchers: Optional[Iterable[BaseComponent]] 
     for error in errors:
         LOG.error("searcher not loaded: %s", error)
     return root, service, errors
+
+
+class RunningService:
+    """A service running in a background thread of this process (tests, ``rc-cts lookup``)."""
+
+    def __init__(self, root: Manager, service: CustomThreatService, errors: List[plugins.LoadError]):
+        self.root = root
+        self.service = service
+        self.errors = errors
+        self.url = service.url
+
+    def client(self, **kwargs) -> Client:
+        return Client(self.url, **kwargs)
+
+    def stop(self) -> None:
+        self.root.stop()
+        self.root.join()
+
+    def __enter__(self) -> "RunningService":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def start_in_thread(opts: Mapping[str, Any], searchers: Optional[Iterable[BaseComponent]] = None
+                    ) -> RunningService:
+    """Build the service (see ``build``) and run it in a daemon thread; it listens at once."""
+    root, service, errors = build(opts, searchers)
+    root.start()
+    return RunningService(root, service, errors)

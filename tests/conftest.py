@@ -11,28 +11,10 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from rc_cts.runner import build
-
-from .client import Client
+from rc_cts.runner import RunningService, start_in_thread
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
-
-
-class Running:
-    """A service running in a background thread of this process."""
-
-    def __init__(self, root, service):
-        self.root = root
-        self.service = service
-        self.url = service.url
-
-    def client(self, **kwargs) -> Client:
-        return Client(self.url, **kwargs)
-
-    def stop(self) -> None:
-        self.root.stop()
-        self.root.join()
 
 
 def service_opts(**options) -> Dict[str, Dict[str, str]]:
@@ -45,13 +27,11 @@ def service_opts(**options) -> Dict[str, Dict[str, str]]:
 
 @pytest.fixture
 def start_service():
-    """``start_service([searchers], option=value, ...)`` -> Running (stopped after the test)."""
-    running: List[Running] = []
+    """``start_service([searchers], option=value, ...)`` -> RunningService (stopped after the test)."""
+    running: List[RunningService] = []
 
-    def start(searchers, **options) -> Running:
-        root, service, _ = build(service_opts(**options), searchers)
-        root.start()
-        r = Running(root, service)
+    def start(searchers, **options) -> RunningService:
+        r = start_in_thread(service_opts(**options), searchers)
         running.append(r)
         return r
 

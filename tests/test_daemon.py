@@ -11,7 +11,7 @@ import pytest
 
 from rc_cts import config_sections
 
-from .client import Client
+from rc_cts.client import Client
 from .conftest import ROOT
 from .soar_standin import SoarStandIn
 

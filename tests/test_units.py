@@ -15,7 +15,7 @@ from rc_cts.protocol import request_id, validate_artifact, retry_body
 from rc_cts.searcher_calls import DONE, FAILED, INCOMPLETE, call_searcher
 from rc_cts.store import LookupRecord, MemoryStore
 
-from .client import multipart
+from rc_cts.client import multipart
 
 
 # -- public API and compatibility -----------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""A platform-side client for tests: talks to the service over real HTTP, as the SOAR platform does."""
+"""A client that talks to a threat service over HTTP the way the SOAR platform does:
+OPTIONS, multipart POST (artifact and optional file), then GET while the answer is 303.
+Used by ``rc-cts lookup``, the pytest plugin, and the tests."""
 from __future__ import annotations
 
 import base64
@@ -25,6 +27,8 @@ def multipart(artifact: Any, file_bytes: Optional[bytes] = None, filename: str =
 
 
 class Response:
+    """status, headers (lower-case names) and body; ``json`` decodes it."""
+
     def __init__(self, status: int, headers: Dict[str, str], raw: bytes):
         self.status = status
         self.headers = headers
@@ -39,6 +43,8 @@ class Response:
 
 
 class Client:
+    """For ``base_url`` = ``http(s)://host:port/<urlbase>``; service names are relative to it."""
+
     def __init__(self, base_url: str, user: Optional[str] = None, password: Optional[str] = None,
                  timeout: float = 30):
         u = urlsplit(base_url)
@@ -69,27 +75,32 @@ class Client:
         finally:
             conn.close()
 
+    @staticmethod
+    def _path(*parts: str) -> str:
+        return "".join(f"/{p}" for p in parts if p)
+
     def options(self, service: str) -> Response:
-        return self.request("OPTIONS", f"/{service}")
+        return self.request("OPTIONS", self._path(service))
 
     def post(self, service: str, artifact: Any, file_bytes: Optional[bytes] = None,
              as_json: bool = False) -> Response:
         if as_json:
-            return self.request("POST", f"/{service}", json.dumps(artifact).encode(),
+            return self.request("POST", self._path(service), json.dumps(artifact).encode(),
                                 {"Content-Type": "application/json"})
         body, headers = multipart(artifact, file_bytes)
-        return self.request("POST", f"/{service}", body, headers)
+        return self.request("POST", self._path(service), body, headers)
 
     def get(self, service: str, rid: str) -> Response:
-        return self.request("GET", f"/{service}/{rid}")
+        return self.request("GET", self._path(service, rid))
 
     def lookup(self, service: str, artifact: Any, file_bytes: Optional[bytes] = None,
-               poll_secs: float = 0.05, max_polls: int = 400) -> Tuple[Response, int]:
-        """POST, then GET while the answer is 303, as the platform does (with short waits)."""
+               poll_secs: Optional[float] = 0.05, max_polls: int = 400) -> Tuple[Response, int]:
+        """POST, then GET while the answer is 303.  ``poll_secs`` is the wait between polls;
+        ``None`` waits as the platform does, ``retry_secs`` capped at 5 s."""
         r = self.post(service, artifact, file_bytes)
         polls = 0
         while r.status == 303 and polls < max_polls:
-            time.sleep(poll_secs)
+            time.sleep(poll_secs if poll_secs is not None else min(float(r.json.get("retry_secs", 5)), 5.0))
             r = self.get(service, r.json["id"])
             polls += 1
         return r, polls
