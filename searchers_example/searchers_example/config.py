@@ -1,10 +1,42 @@
-"""The ``[searchers_example]`` section of app.config, with every option and its default."""
+"""The app.config sections of the example searchers, with every option and its default
+(one function per section: `resilient-circuits config -u` adds one section per entry point)."""
 
-SECTION = """\
+EXAMPLE = """\
 [searchers_example]
-# (The example searcher has no options; the feed and reputation searchers add theirs here.)
+# The example searcher (/cts/example) has no options.
+"""
+
+FEED_SEARCHER = """\
+[feed_searcher]
+# Indicator files for /cts/feeds, one line per feed: feed.<name> = <path>.
+# CSV (a header row, or abuse.ch's '# a,b,c' header comment) or one indicator per line.
+#feed.urlhaus = /var/lib/rc-cts/feeds/urlhaus.csv
+#feed.spamhaus_drop = /var/lib/rc-cts/feeds/drop.txt
+# How often (seconds) to check the files for changes, during lookups.
+reload_check_secs = 30
+"""
+
+REPUTATION_SEARCHER = """\
+[reputation_searcher]
+# A reputation web API for /cts/reputation: GET <url>/<ip|domain|url|hash>/<value>.
+url = https://reputation.example.com/api/v1
+api_key = $REPUTATION_API_KEY
+timeout_secs = 10
+rate_limit_per_sec = 4
+# 429/5xx/timeouts: tried this many times, backing off from backoff_secs, then the lookup
+# is reported incomplete and rc-cts asks again later.
+max_attempts = 3
+backoff_secs = 1
 """
 
 
 def config_section_data() -> str:
-    return SECTION
+    return EXAMPLE
+
+
+def feed_section_data() -> str:
+    return FEED_SEARCHER
+
+
+def reputation_section_data() -> str:
+    return REPUTATION_SEARCHER
