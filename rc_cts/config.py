@@ -68,13 +68,11 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def _resolve_env(value: Any) -> Any:
-    """``$NAME`` / ``${NAME}`` values come from the environment, so secrets stay out of files."""
-    if isinstance(value, str):
-        m = _ENV_REF.match(value.strip())
-        if m:
-            return os.environ.get(m.group(1))
-    return value
+def _resolve_env(value: str) -> Optional[str]:
+    """``$NAME`` / ``${NAME}`` values come from the environment, so secrets stay out of files
+    (resilient-circuits does the same for the daemon's config)."""
+    m = _ENV_REF.match(value.strip())
+    return os.environ.get(m.group(1)) if m else value
 
 
 def _convert(name: str, value: Any, default: Any, kind: type) -> Any:
@@ -105,7 +103,7 @@ def settings_from_opts(opts: Mapping[str, Mapping[str, Any]]) -> Settings:
     values = {}
     for f in fields(Settings):
         section = opts.get(_SECTION_OF.get(f.name, CTS_SECTION)) or {}
-        values[f.name] = _convert(f.name, _resolve_env(section.get(f.name)), f.default, _KINDS[f.name])
+        values[f.name] = _convert(f.name, section.get(f.name), f.default, _KINDS[f.name])
     settings = Settings(**values)
     _validate(settings)
     return settings
@@ -155,5 +153,5 @@ def read_config_file(path: str) -> Opts:
         raise ConfigError(f"cannot read config file {path!r}: {exc.strerror}") from None
     except configparser.Error as exc:
         raise ConfigError(f"config file {path!r}: {exc}") from None
-    opts: Opts = {name: dict(parser.items(name)) for name in parser.sections()}
+    opts: Opts = {name: {k: _resolve_env(v) for k, v in parser.items(name)} for name in parser.sections()}
     return {**opts.get("resilient", {}), **opts}

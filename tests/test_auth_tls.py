@@ -45,11 +45,15 @@ def test_right_credentials_on_every_endpoint(svc):
     assert svc.client().get("test", r.json["id"]).status == 401
 
 
-def test_password_from_the_environment(start_service, monkeypatch):
-    monkeypatch.setenv("CTS_TEST_PASSWORD", "from-env")
-    svc = start_service([HitSearcher()], auth_user="u", auth_password="$CTS_TEST_PASSWORD")
-    assert svc.client(user="u", password="from-env").post("test", GOOD).status == 200
-    assert svc.client(user="u", password="$CTS_TEST_PASSWORD").post("test", GOOD).status == 401
+def test_password_from_the_environment(run_cli):
+    proc = run_cli("[webserver]\nserver = 127.0.0.1\nport = 0\n[custom_threat_service]\n"
+                   "auth_user = u\nauth_password = ${CTS_TEST_PASSWORD}\n",
+                   env={"CTS_TEST_PASSWORD": "from-env"})
+    c = Client(proc.url + "/cts", user="u", password="from-env")
+    assert c.post("example", {"type": "net.uri", "value": "http://x"}).status == 200
+    bad = Client(proc.url + "/cts", user="u", password="${CTS_TEST_PASSWORD}")
+    assert bad.post("example", {"type": "net.uri", "value": "http://x"}).status == 401
+    assert "from-env" not in proc.log
 
 
 def test_https_with_a_body_larger_than_the_socket_buffer(start_service, certfile):

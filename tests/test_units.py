@@ -147,6 +147,16 @@ def test_config_file_lookup_order(tmp_path, monkeypatch):
     assert find_config_file("given.config") == "given.config"
 
 
+def test_environment_references_in_any_section(tmp_path, monkeypatch):
+    monkeypatch.setenv("RC_CTS_TEST_KEY", "k3y")
+    cfg = tmp_path / "app.config"
+    cfg.write_text("[resilient]\nhost = soar\n[my_searcher]\napi_key = $RC_CTS_TEST_KEY\n"
+                   "other = ${RC_CTS_TEST_KEY}\nliteral = a$b\n")
+    opts = read_config_file(str(cfg))
+    assert opts["my_searcher"] == {"api_key": "k3y", "other": "k3y", "literal": "a$b"}
+    assert opts["host"] == "soar"  # [resilient] options also at the top level, as in resilient-circuits
+
+
 def test_unreadable_config_file():
     with pytest.raises(ConfigError, match="cannot read config file"):
         read_config_file("/no/such/app.config")
