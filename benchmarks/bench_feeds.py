@@ -74,9 +74,9 @@ def main() -> None:
         "net.uri (host)": ("url", ["https://" + d + "/x" for d in rnd.sample(samples["domain"], min(n, len(samples["domain"])))]),
         "hash.sha256": ("hash", rnd.sample(samples["hash"], min(n, len(samples["hash"])))),
     }
-    print(f"feed: {len(searcher.indicators):,} indicators loaded in {load:.1f} s, +{rss:.0f} MB resident")
+    print(f"feed: {len(searcher.feeds.indicators):,} indicators loaded in {load:.1f} s, +{rss:.0f} MB resident")
     for label, (kind, values) in cases.items():
-        lat = timed(lambda v, k=kind: searcher.matches(k, v), values)
+        lat = timed(lambda v, k=kind: searcher.feeds.matches(k, v), values)
         lat.sort()
         print(f"{label:20s} {len(values):6d} lookups  mean {statistics.mean(lat) * 1e6:6.1f} us"
               f"  p50 {lat[len(lat) // 2] * 1e6:6.1f} us  p99 {lat[int(len(lat) * 0.99)] * 1e6:6.1f} us")

@@ -29,6 +29,16 @@ class BlockingSearcher(BaseComponent):
         return Hit(StringProp(name="Value", value=str(event.artifact["value"])))
 
 
+class UploadSearcher(BaseComponent):
+    """Declares it analyses files; answers with what the framework measured while streaming."""
+    channel = searcher_channel("upload")
+    upload_file = True
+
+    @handler("file.content")
+    def lookup(self, event, *args, **kwargs):
+        return Hit(StringProp(name="SHA256", value=event.file.sha256), StringProp(name="Size", value=str(event.file.size)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, default=128)
@@ -42,7 +52,7 @@ def main() -> None:
     cts = {"workers": str(args.workers)}
     cts.update(kv.split("=", 1) for kv in args.option)
     opts = {"webserver": {"server": "127.0.0.1", "port": str(args.port)}, "custom_threat_service": cts}
-    root, service, _ = build(opts, [BlockingSearcher()])
+    root, service, _ = build(opts, [BlockingSearcher(), UploadSearcher()])
     print("URL", service.url, flush=True)
     root.run()
 

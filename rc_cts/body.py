@@ -15,7 +15,6 @@ from .files import ArtifactFile, FileTooLarge
 from .protocol import parse_artifact
 
 ParsedBody = Tuple[Dict[str, Any], Optional[ArtifactFile]]
-MAX_ARTIFACT_PART = 4 * 1024 * 1024
 
 
 class JsonBody:
@@ -38,12 +37,15 @@ class JsonBody:
 
 
 class MultipartBody:
-    """``multipart/form-data``: part ``artifact`` (JSON) and an optional part ``file``."""
+    """``multipart/form-data``: part ``artifact`` (JSON) and an optional part ``file``.
+    The file part is limited by ``max_file_bytes``; everything else by ``max_other_bytes``."""
 
     def __init__(self, boundary: bytes, tmpdir: Optional[str] = None,
-                 max_file_bytes: Optional[int] = None):
+                 max_file_bytes: Optional[int] = None, max_other_bytes: int = 4 * 1024 * 1024):
         self._tmpdir = tmpdir
         self._max_file_bytes = max_file_bytes
+        self._max_other_bytes = max_other_bytes
+        self._other_bytes = 0
         self._artifact: Optional[bytearray] = None
         self._file: Optional[ArtifactFile] = None
         self._current = None  # what the part being read is written into
@@ -67,8 +69,10 @@ class MultipartBody:
         except MultipartParseError as exc:
             raise HttpError(400, f"malformed multipart body: {exc}") from None
         except FileTooLarge as exc:
-            raise HttpError(413, f"artifact file is larger than the limit "
-                                 f"({exc.limit // (1024 * 1024)} MB)") from None
+            raise HttpError(413, f"artifact file is larger than the limit ({exc.limit} bytes)") from None
+        except _PartsTooLarge:
+            raise HttpError(413, f"request body is larger than the limit ({self._max_other_bytes} bytes, "
+                                 "not counting the file)") from None
 
     def finish(self) -> ParsedBody:
         if not self._ended:
@@ -116,19 +120,26 @@ class MultipartBody:
         # other parts are read and ignored
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._current is self._file and self._file is not None:
+            self._file.write(data[start:end])
+            return
+        self._other_bytes += end - start
+        if self._other_bytes > self._max_other_bytes:
+            raise _PartsTooLarge()
         if self._current is self._artifact and self._artifact is not None:
-            if len(self._artifact) + (end - start) > MAX_ARTIFACT_PART:
-                raise MultipartParseError("'artifact' part is too large")
             self._artifact += data[start:end]
-        elif self._current is not None:
-            self._current.write(data[start:end])
+        # parts other than artifact and file are counted, and dropped
 
     def _end(self) -> None:
         self._ended = True
 
 
+class _PartsTooLarge(Exception):
+    pass
+
+
 def body_for(content_type: str, tmpdir: Optional[str] = None,
-             max_file_bytes: Optional[int] = None):
+             max_file_bytes: Optional[int] = None, max_other_bytes: int = 4 * 1024 * 1024):
     """The body parser for a request's Content-Type; 415 for types the protocol does not use."""
     ctype, params = parse_options_header(content_type or "")
     ctype = ctype.decode("latin-1").lower()
@@ -136,7 +147,7 @@ def body_for(content_type: str, tmpdir: Optional[str] = None,
         boundary = params.get(b"boundary")
         if not boundary:
             raise HttpError(400, "multipart/form-data without a boundary")
-        return MultipartBody(boundary, tmpdir, max_file_bytes)
+        return MultipartBody(boundary, tmpdir, max_file_bytes, max_other_bytes)
     if ctype in ("application/json", "text/json") or ctype.endswith("+json"):
         return JsonBody()
     raise HttpError(415, "Content-Type must be multipart/form-data or application/json, "

@@ -44,6 +44,8 @@ class Settings:
     sync_wait_secs: float = 1.0
     workers: int = 32
     max_body_mb: float = 10
+    max_file_mb: float = 100
+    upload_dir: Optional[str] = None
     incomplete_retry_secs: float = 5
     lookup_timeout_secs: float = 300
     idle_timeout_secs: float = 60
@@ -57,6 +59,10 @@ class Settings:
     @property
     def max_body_bytes(self) -> int:
         return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def max_file_bytes(self) -> int:
+        return int(self.max_file_mb * 1024 * 1024)
 
 
 _KINDS = {name: (str if hint == Optional[str] else hint)
@@ -110,7 +116,7 @@ def settings_from_opts(opts: Mapping[str, Mapping[str, Any]]) -> Settings:
 
 
 def _validate(s: Settings) -> None:
-    positive = ("cache_size", "cache_ttl", "workers", "max_body_mb", "idle_timeout_secs",
+    positive = ("cache_size", "cache_ttl", "workers", "max_body_mb", "max_file_mb", "idle_timeout_secs",
                 "request_timeout_secs", "lookup_timeout_secs", "max_connections")
     for name in positive:
         if getattr(s, name) <= 0:
@@ -125,6 +131,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("option 'secure' needs 'certfile' (a PEM file with the certificate)")
     if s.auth_user and not s.auth_password:
         raise ConfigError("option 'auth_user' needs 'auth_password'")
+    if s.upload_dir and not os.path.isdir(os.path.expanduser(s.upload_dir)):
+        raise ConfigError(f"option 'upload_dir': {s.upload_dir!r} is not a directory")
     if not s.urlbase.startswith("/"):
         raise ConfigError("option 'urlbase' must start with '/'")
 

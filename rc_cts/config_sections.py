@@ -16,7 +16,8 @@ CUSTOM_THREAT_SERVICE = """\
 [custom_threat_service]
 # Services are served at <urlbase>/<name>; <name> selects the searchers on searcher_channel("<name>").
 urlbase = /cts
-# Answer OPTIONS with upload_file: true, so the platform uploads artifact files.
+# Answer OPTIONS with upload_file: true for every service, so the platform uploads artifact
+# files (services with a searcher that declares upload_file = True answer true anyway).
 upload_file = false
 # retry_secs sent with a 303: on the POST that starts a lookup, and on later GETs.
 first_retry_secs = 5
@@ -38,8 +39,13 @@ sync_wait_secs = 1.0
 workers = 32
 # A lookup whose searchers are not all done after this long completes with the hits found so far.
 lookup_timeout_secs = 300
-# Largest request body accepted (413 above it).
+# Largest request body accepted (413 above it), not counting an uploaded file's content.
 max_body_mb = 10
+# Largest artifact file accepted (413 as soon as an upload passes it; nothing is kept).
+max_file_mb = 100
+# Where uploaded files larger than 256 KiB are written while searchers use them
+# (default: the system's temporary directory); each is removed when its lookup is done.
+#upload_dir = /var/lib/rc-cts/uploads
 # A connection with no traffic for idle_timeout_secs is closed; a request must arrive
 # completely within request_timeout_secs (408 otherwise).
 idle_timeout_secs = 60

@@ -129,6 +129,7 @@ class Dispatcher(BaseComponent):
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rc-cts-searcher")
         self.active: Dict[str, Lookup] = {}
         self.channels: Dict[str, List[PooledHandler]] = {}  # searcher channel -> its handlers
+        self.file_channels: set = set()  # channels with a searcher that declares upload_file = True
         self._wrapped: Dict[Any, PooledHandler] = {}
 
     # -- searchers joining the tree ----------------------------------------------------------
@@ -159,6 +160,8 @@ class Dispatcher(BaseComponent):
             root._cache_needs_refresh = True
 
     def _adopt_one(self, comp: BaseComponent, replaced: Dict[Any, PooledHandler]) -> None:
+        if getattr(comp, "upload_file", False) is True and is_searcher_channel(getattr(comp, "channel", None)):
+            self.file_channels.add(comp.channel)
         for methods in list(comp._handlers.values()):
             for method in list(methods):
                 channel = method.channel if method.channel is not None else getattr(comp, "channel", None)
@@ -190,6 +193,10 @@ class Dispatcher(BaseComponent):
 
     def has_searchers(self, channel: str) -> bool:
         return channel in self.channels
+
+    def wants_files(self, channel: str) -> bool:
+        """Whether a searcher on the channel analyses files (``upload_file = True``)."""
+        return channel in self.file_channels
 
     # -- lookups -----------------------------------------------------------------------------
     def start(self, record: LookupRecord, channel: str, file: Optional[ArtifactFile]) -> Lookup:
@@ -311,6 +318,9 @@ class Dispatcher(BaseComponent):
     @handler("stopped", channel="*")
     def _on_stopped(self, component) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        for lookup in self.active.values():
+            if lookup.file is not None:
+                lookup.file.close()  # nothing left behind in upload_dir
 
 
 def _walk(component: BaseComponent):

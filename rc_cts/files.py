@@ -5,17 +5,23 @@ import hashlib
 import io
 import os
 import tempfile
+import threading
 from typing import BinaryIO, Optional
 
 SPOOL_THRESHOLD = 256 * 1024  # bytes kept in memory before the file goes to disk
 
 
 class ArtifactFile:
-    """An uploaded file: ``name``, ``size``, ``content_type``, ``sha256``, ``path``, ``open()``.
+    """An uploaded artifact file, as searchers get it in ``event.file``:
 
-    Small files stay in memory until a searcher asks for ``path``; larger ones
-    are written to a temporary file as they arrive.  ``close()`` removes it:
-    the framework calls it once every searcher is done with the lookup.
+    * ``name``: the file name the platform gave; ``content_type``: the part's type;
+    * ``size`` in bytes; ``sha256``: hex digest, computed while it streamed in;
+    * ``path``: a file on disk with the content; ``open()``: a new binary reader;
+      ``read()``: all the bytes (mind the size).
+
+    Small files stay in memory until a searcher asks for ``path``; larger ones are
+    written to a temporary file as they arrive.  ``close()`` removes it: the framework
+    calls it once every searcher is done with the lookup (or it timed out).
     """
 
     def __init__(self, name: str = "", content_type: str = "application/octet-stream",
@@ -29,6 +35,7 @@ class ArtifactFile:
         self._memory: Optional[io.BytesIO] = io.BytesIO()
         self._disk: Optional[BinaryIO] = None
         self._path: Optional[str] = None
+        self._lock = threading.Lock()  # several searchers may ask for `path` at once
         self.sha256 = ""
 
     # -- writing, while the upload streams in --------------------------------------------
@@ -58,16 +65,20 @@ class ArtifactFile:
     @property
     def path(self) -> str:
         """A path to the content on disk (written on first use for small files)."""
-        if self._path is None:
-            self._to_disk()
-            self._disk.close()
-        return self._path
+        with self._lock:
+            if self._path is None:
+                self._to_disk()
+                self._disk.close()
+            return self._path
 
     def open(self) -> BinaryIO:
         """A new binary reader over the content."""
-        if self._memory is not None:
-            return io.BytesIO(self._memory.getvalue())
-        return open(self._path, "rb")
+        with self._lock:
+            if self._memory is not None:
+                return io.BytesIO(self._memory.getvalue())
+            if self._path is None:
+                raise ValueError(f"{self!r} was removed: its lookup is over")
+            return open(self._path, "rb")
 
     def read(self) -> bytes:
         with self.open() as fh:
@@ -75,15 +86,16 @@ class ArtifactFile:
 
     def close(self) -> None:
         """Remove the temporary file, if any; safe to call more than once."""
-        if self._disk is not None and not self._disk.closed:
-            self._disk.close()
-        if self._path is not None:
-            try:
-                os.unlink(self._path)
-            except FileNotFoundError:
-                pass
-            self._path = None
-        self._memory = None
+        with self._lock:
+            if self._disk is not None and not self._disk.closed:
+                self._disk.close()
+            if self._path is not None:
+                try:
+                    os.unlink(self._path)
+                except FileNotFoundError:
+                    pass
+                self._path = None
+            self._memory = None
 
     def __repr__(self) -> str:
         return f"<ArtifactFile {self.name!r} {self.size} bytes sha256={self.sha256[:12]}>"

@@ -40,7 +40,8 @@ STATUS_REASON = {200: b"OK", 303: b"See Other", 400: b"Bad Request", 401: b"Unau
 class Request:
     """One HTTP request as the application sees it."""
 
-    __slots__ = ("method", "target", "path", "headers", "peer", "body", "context", "error", "_conn")
+    __slots__ = ("method", "target", "path", "headers", "peer", "body", "max_body", "context", "error",
+                 "_conn")
 
     def __init__(self, method: str, target: str, headers: Dict[str, str], peer: Any, conn):
         self.method = method
@@ -49,6 +50,7 @@ class Request:
         self.headers = headers
         self.peer = peer
         self.body = None      # a body parser from the application, fed as data arrives
+        self.max_body: Optional[int] = None  # the application's limit for this request, if any
         self.context: Dict[str, Any] = {}
         self.error: Optional[HttpError] = None  # refused already; answered once the request is in
         self._conn = conn
@@ -243,8 +245,8 @@ class HttpServer(BaseComponent):
                     self._on_request_head(conn, event)
                 elif isinstance(event, h11.Data):
                     conn.body_bytes += len(event.data)
-                    if conn.body_bytes > self.max_body_bytes:
-                        raise self._too_large()
+                    if conn.body_bytes > self._limit(conn.request):
+                        raise self._too_large(conn.request)
                     if conn.request.body is not None:
                         conn.request.body.feed(event.data)
                 elif isinstance(event, h11.EndOfMessage):
@@ -263,14 +265,14 @@ class HttpServer(BaseComponent):
         conn.request = req
         conn.body_bytes = 0
         length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            raise self._too_large()
         try:
             req.body = self.app.begin(req)
         except HttpError as exc:
             if length not in (None, "0") or "transfer-encoding" in headers:
                 raise  # do not read a body nobody wants: answer and close
             req.error = exc  # no body: answer at its end and keep the connection
+        if length is not None and length.isdigit() and int(length) > self._limit(req):
+            raise self._too_large(req)
 
     def _on_request_end(self, conn: _Connection) -> None:
         conn.busy = True
@@ -292,9 +294,11 @@ class HttpServer(BaseComponent):
             LOG.exception("unhandled error answering %s %s", req.method, req.path)
             self._respond(conn, req, 500, {"error": "internal server error"})
 
-    def _too_large(self) -> HttpError:
-        return HttpError(413, f"request body is larger than the limit "
-                              f"({self.max_body_bytes} bytes)")
+    def _limit(self, req: Request) -> int:
+        return req.max_body if req.max_body is not None else self.max_body_bytes
+
+    def _too_large(self, req: Request) -> HttpError:
+        return HttpError(413, f"request body is larger than the limit ({self._limit(req)} bytes)")
 
     # -- answers ---------------------------------------------------------------------------
     def _respond(self, conn: _Connection, req: Optional[Request], status: int, payload: Any,

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Callable, List, Optional, Tuple
 from urllib.parse import unquote
 
 from .auth import BasicAuth
-from .body import body_for
+from .body import MultipartBody, body_for
 from .config import Settings
 from .dispatch import Dispatcher
 from .errors import HttpError
@@ -25,12 +26,11 @@ Respond = Callable[..., None]
 class ThreatServiceApp:
     """Answers the platform; the HttpServer calls ``begin`` then ``handle`` for each request."""
 
-    def __init__(self, settings: Settings, dispatcher: Dispatcher, store: Store,
-                 upload_tmpdir: Optional[str] = None):
+    def __init__(self, settings: Settings, dispatcher: Dispatcher, store: Store):
         self.settings = settings
         self.dispatcher = dispatcher
         self.store = store
-        self.upload_tmpdir = upload_tmpdir
+        self.upload_dir = os.path.expanduser(settings.upload_dir) if settings.upload_dir else None
         self.urlbase = "/" + settings.urlbase.strip("/")
         self.auth = BasicAuth(settings.auth_user, settings.auth_password) if settings.auth_enabled else None
 
@@ -58,7 +58,11 @@ class ThreatServiceApp:
             raise HttpError(405, f"method {req.method} is not supported", {"Allow": "OPTIONS, POST, GET"})
         req.context["route"] = self._route(req)
         if req.method == "POST":
-            return body_for(req.headers.get("content-type", ""), self.upload_tmpdir)
+            body = body_for(req.headers.get("content-type", ""), self.upload_dir,
+                            self.settings.max_file_bytes, self.settings.max_body_bytes)
+            if isinstance(body, MultipartBody):  # room for the file part, limited on its own
+                req.max_body = self.settings.max_body_bytes + self.settings.max_file_bytes
+            return body
         return None
 
     def handle(self, req: Request, respond: Respond) -> None:
@@ -70,7 +74,7 @@ class ThreatServiceApp:
             respond(status, payload, headers)
 
         if req.method == "OPTIONS":
-            answer(200, {"upload_file": bool(self.settings.upload_file)})
+            answer(200, {"upload_file": self.settings.upload_file or self.dispatcher.wants_files(channel)})
         elif req.method == "POST":
             self._post(req, service, channel, answer)
         else:

@@ -113,3 +113,34 @@ class NamedHelperSearcher(BaseComponent):
     @handler("net.uri")
     def uri(self, event):
         return Hit(StringProp(name="Pings", value=str(self.pings)))
+
+
+class FileSearcher(BaseComponent):
+    """/files: declares that it analyses files; reports what it got in event.file."""
+    channel = searcher_channel("files")
+    upload_file = True
+
+    def __init__(self, opts=None):
+        super().__init__()
+        self.paths = []
+
+    @handler("file.content", "email")
+    def content(self, event, *args, **kwargs):
+        f = event.file
+        if f is None:
+            return Hit(StringProp(name="File", value="none"))
+        path = f.path
+        self.paths.append(path)
+        with open(path, "rb") as fh:
+            on_disk = fh.read()
+        with f.open() as fh:
+            head = fh.read(16)
+        if event.artifact["value"] == "fail":
+            raise RuntimeError("analysis failed")
+        if event.artifact["value"].startswith("sleep:"):
+            time.sleep(float(event.artifact["value"].split(":")[1]))
+        return Hit(StringProp(name="Name", value=f.name), NumberProp(name="Size", value=f.size),
+                   StringProp(name="SHA256", value=f.sha256), StringProp(name="Type", value=f.content_type),
+                   StringProp(name="Head", value=head.decode("latin-1")),
+                   NumberProp(name="On disk", value=len(on_disk)),
+                   StringProp(name="Artifact", value=event.artifact["value"]))

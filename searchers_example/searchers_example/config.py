@@ -30,6 +30,16 @@ backoff_secs = 1
 """
 
 
+FILE_SEARCHER = """\
+[file_searcher]
+# File analysis for /cts/files (hashes, file type, YARA, and the [feed_searcher] hash lists).
+# A directory of YARA rule files (*.yar, *.yara), compiled once and again when one changes.
+#rules_dir = /var/lib/rc-cts/yara
+# How often (seconds) to check the rule files for changes, during lookups.
+reload_check_secs = 30
+"""
+
+
 def config_section_data() -> str:
     return EXAMPLE
 
@@ -40,3 +50,7 @@ def feed_section_data() -> str:
 
 def reputation_section_data() -> str:
     return REPUTATION_SEARCHER
+
+
+def file_section_data() -> str:
+    return FILE_SEARCHER

@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 from circuits import BaseComponent, handler
 
@@ -42,15 +42,22 @@ def hit_for(match: Match) -> Hit:
     return hit
 
 
-class FeedSearcher(BaseComponent):
-    """Matches net.ip (and CIDR ranges in the feeds), net.cidr, net.name and net.uri (with
-    parent domains), file hashes and sender addresses against the configured feeds."""
+class Feeds:
+    """The configured feed files, loaded once and re-read when they change.  Shared: the feed
+    searcher and the file analyser with the same [feed_searcher] options use one instance."""
 
-    channel = searcher_channel("feeds")
+    _shared: Dict[tuple, "Feeds"] = {}
+    _shared_lock = threading.Lock()
 
-    def __init__(self, opts=None):
-        super().__init__()
-        options = (opts or {}).get(SECTION, {})
+    @classmethod
+    def shared(cls, options: Dict[str, str]) -> "Feeds":
+        key = tuple(sorted((k, v) for k, v in options.items() if isinstance(v, str)))
+        with cls._shared_lock:
+            if key not in cls._shared:
+                cls._shared[key] = cls(options)
+            return cls._shared[key]
+
+    def __init__(self, options: Dict[str, str]):
         self.paths: Dict[str, str] = {k[len(FEED_PREFIX):]: os.path.expanduser(v)
                                       for k, v in options.items() if k.startswith(FEED_PREFIX) and v}
         self.reload_check_secs = float(options.get("reload_check_secs", 30))
@@ -60,7 +67,6 @@ class FeedSearcher(BaseComponent):
         self.indicators = IndicatorSet()
         self.reload()
 
-    # -- feeds -----------------------------------------------------------------------------
     def reload(self) -> None:
         """Re-read every feed file that changed since it was read."""
         changed = False
@@ -92,16 +98,26 @@ class FeedSearcher(BaseComponent):
         return self.indicators
 
     def matches(self, kind: str, value: str) -> List[Match]:
-        """Matches of ``value`` as ``kind`` (ip, cidr, domain, url, hash, email); bad values match nothing.
-        Other searchers (the file analyser) use this too."""
+        """Matches of ``value`` as ``kind`` (ip, cidr, domain, url, hash, email); bad values match nothing."""
         try:
             return getattr(self._fresh(), kind)(str(value))
         except ValueError:
             LOG.debug("feeds: %r is not a valid %s", value, kind)
             return []
 
+
+class FeedSearcher(BaseComponent):
+    """Matches net.ip (and CIDR ranges in the feeds), net.cidr, net.name and net.uri (with
+    parent domains), file hashes and sender addresses against the configured feeds."""
+
+    channel = searcher_channel("feeds")
+
+    def __init__(self, opts=None):
+        super().__init__()
+        self.feeds = Feeds.shared((opts or {}).get(SECTION, {}))
+
     def _hits(self, kind: str, event) -> List[Hit]:
-        return [hit_for(m) for m in self.matches(kind, event.artifact["value"])]
+        return [hit_for(m) for m in self.feeds.matches(kind, event.artifact["value"])]
 
     # -- one handler per artifact type -----------------------------------------------------
     @handler("net.ip")
