@@ -29,6 +29,8 @@ READ_SIZE = 65536
 HANDSHAKE_TIMEOUT = 10.0
 MAX_BUFFERED_WHILE_BUSY = 1024 * 1024
 MAX_HEADER_BYTES = 16 * 1024
+LINGER_SECS = 2.0                 # after refusing a request, read what the client still sends
+LINGER_BYTES = 8 * 1024 * 1024    # ...for this long and this much, so it can read the answer
 SWEEP_INTERVAL = 1.0
 STATUS_REASON = {200: b"OK", 303: b"See Other", 400: b"Bad Request", 401: b"Unauthorized",
                  404: b"Not Found", 405: b"Method Not Allowed", 408: b"Request Timeout",
@@ -62,7 +64,7 @@ class Request:
 
 class _Connection:
     __slots__ = ("sock", "h11", "peer", "request", "busy", "closed", "last_activity",
-                 "request_started", "body_bytes")
+                 "request_started", "body_bytes", "linger_until", "linger_budget")
 
     def __init__(self, sock, peer):
         self.sock = sock
@@ -74,6 +76,8 @@ class _Connection:
         self.last_activity = time.monotonic()
         self.request_started: Optional[float] = None
         self.body_bytes = 0
+        self.linger_until: Optional[float] = None  # answered and closing: discarding input
+        self.linger_budget = 0
 
 
 class _Listener(TCPServer):
@@ -219,6 +223,11 @@ class HttpServer(BaseComponent):
         if conn is None or conn.closed:
             return
         conn.last_activity = time.monotonic()
+        if conn.linger_until is not None:
+            conn.linger_budget -= len(data)
+            if conn.linger_budget < 0:
+                self._close(conn)
+            return
         if conn.busy:
             # A pipelined request waits in h11's buffer until this one is answered.
             if len(conn.h11.trailing_data[0]) + len(data) > MAX_BUFFERED_WHILE_BUSY:
@@ -329,8 +338,10 @@ class HttpServer(BaseComponent):
             if conn.h11.trailing_data[0]:
                 conn.request_started = conn.last_activity
                 self._process(conn)
+        elif conn.h11.their_state is h11.DONE:
+            self._close(conn)  # the client asked to close
         else:
-            self._close(conn)  # the request was not read to its end, or the client asked to close
+            self._linger(conn)  # the request was not read to its end
 
     def _fail(self, conn: _Connection, exc: HttpError) -> None:
         """Answer a request the server cannot go on reading, then close the connection."""
@@ -343,7 +354,16 @@ class HttpServer(BaseComponent):
             self._respond(conn, req, exc.status, {"error": exc.message}, exc.headers, close=True)
         if req is not None and req.body is not None and not conn.busy:
             req.body.discard()
-        self._close(conn)
+        self._linger(conn)
+
+    def _linger(self, conn: _Connection) -> None:
+        """Close once the answer is out, but first let a client that is still sending its
+        body finish (within limits): closing at once resets the connection, and the client
+        would see a broken pipe instead of our answer."""
+        if conn.closed:
+            return
+        conn.linger_until = time.monotonic() + LINGER_SECS
+        conn.linger_budget = LINGER_BYTES
 
     def _close(self, conn: _Connection) -> None:
         if not conn.closed:
@@ -354,7 +374,9 @@ class HttpServer(BaseComponent):
         """Close connections that sit idle, or trickle a request slower than allowed."""
         now = time.monotonic()
         for conn in list(self._conns.values()):
-            if conn.busy or conn.closed:
+            if conn.linger_until is not None and now > conn.linger_until:
+                self._close(conn)
+            if conn.busy or conn.closed or conn.linger_until is not None:
                 continue
             if conn.request_started is not None and now - conn.request_started > self.request_timeout:
                 self._fail(conn, HttpError(408, "request took too long to arrive"))
