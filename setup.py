@@ -15,6 +15,7 @@ setup(
         "cachetools>=5.0",
         "h11>=0.14",
         "python-multipart>=0.0.13",
+        "redis>=4.5",
     ],
     extras_require={
         # Searcher packages written for the original rc-cts call pkg_resources.declare_namespace.

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any, Dict, Mapping, Optional, get_type_hints
 
+STORES = ("memory", "sqlite", "redis")
 WEB_SECTION = "webserver"
 CTS_SECTION = "custom_threat_service"
 DEFAULT_CONFIG_PATH = os.path.join("~", ".resilient", "app.config")
@@ -51,6 +52,11 @@ class Settings:
     idle_timeout_secs: float = 60
     request_timeout_secs: float = 120
     max_connections: int = 2000
+    store: str = "memory"
+    sqlite_path: str = "~/.resilient/rc-cts.sqlite3"
+    redis_url: str = "redis://localhost:6379/0"
+    redis_prefix: str = "rc_cts:"
+    lease_secs: float = 30
 
     @property
     def auth_enabled(self) -> bool:
@@ -117,7 +123,7 @@ def settings_from_opts(opts: Mapping[str, Mapping[str, Any]]) -> Settings:
 
 def _validate(s: Settings) -> None:
     positive = ("cache_size", "cache_ttl", "workers", "max_body_mb", "max_file_mb", "idle_timeout_secs",
-                "request_timeout_secs", "lookup_timeout_secs", "max_connections")
+                "request_timeout_secs", "lookup_timeout_secs", "max_connections", "lease_secs")
     for name in positive:
         if getattr(s, name) <= 0:
             raise ConfigError(f"option {name!r} must be greater than 0")
@@ -131,6 +137,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("option 'secure' needs 'certfile' (a PEM file with the certificate)")
     if s.auth_user and not s.auth_password:
         raise ConfigError("option 'auth_user' needs 'auth_password'")
+    if s.store not in STORES:
+        raise ConfigError(f"option 'store' must be one of {', '.join(STORES)}, not {s.store!r}")
     if s.upload_dir and not os.path.isdir(os.path.expanduser(s.upload_dir)):
         raise ConfigError(f"option 'upload_dir': {s.upload_dir!r} is not a directory")
     if not s.urlbase.startswith("/"):

@@ -52,6 +52,17 @@ idle_timeout_secs = 60
 request_timeout_secs = 120
 # Connections beyond this many are refused.
 max_connections = 2000
+# Where results live: memory (this process only, lost on restart), sqlite (survives restarts,
+# one machine), or redis (shared by several rc-cts processes: replicas behind a load balancer).
+store = memory
+sqlite_path = ~/.resilient/rc-cts.sqlite3
+# redis:// or rediss:// (TLS); a password goes in the URL (redis://:$REDIS_PASSWORD@host:6379/0
+# does not work: write the whole URL as $REDIS_URL instead, from the environment).
+redis_url = redis://localhost:6379/0
+redis_prefix = rc_cts:
+# A process running a lookup renews its lease every lease_secs/3; if it dies, another process
+# (or this one, restarted) takes the lookup over once the lease has expired.
+lease_secs = 30
 """
 
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
+import socket
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional
 
@@ -22,12 +25,14 @@ from circuits import BaseComponent, Event, handler
 from .artifacts import LEGACY_PREFIX, is_artifact_type_name, legacy_method_name
 from .events import ThreatServiceLookupEvent
 from .files import ArtifactFile
-from .hits import SEARCHER_CHANNEL_PREFIX
+from .hits import SEARCHER_CHANNEL_PREFIX, searcher_channel
 from .scheduler import Scheduler, TimerHandle
 from .searcher_calls import DONE, INCOMPLETE, Outcome, call_searcher
-from .store import LookupRecord, Store
+from .store import LookupRecord, Store, StoreError
 
 LOG = logging.getLogger(__name__)
+REMOTE_POLL_SECS = 0.05   # how often a request waiting on another replica's lookup reads the store
+SAVE_RETRY_SECS = 1.0     # how often results the store could not take are offered again
 
 
 def is_searcher_channel(channel: Any) -> bool:
@@ -119,10 +124,14 @@ class Dispatcher(BaseComponent):
 
     def __init__(self, store: Store, scheduler: Scheduler, *, workers: int = 32,
                  max_retries: int = 60, incomplete_retry_secs: float = 5,
-                 lookup_timeout_secs: float = 300, channel: Optional[str] = None):
+                 lookup_timeout_secs: float = 300, lease_secs: float = 30,
+                 channel: Optional[str] = None):
         super().__init__(channel=channel or f"rc_cts.dispatch.{id(self):x}")
         self.store = store
         self.scheduler = scheduler
+        self.lease_secs = lease_secs
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.unsaved: Dict[str, LookupRecord] = {}  # complete results the store could not take yet
         self.max_retries = max_retries
         self.incomplete_retry_secs = incomplete_retry_secs
         self.lookup_timeout_secs = lookup_timeout_secs
@@ -199,16 +208,32 @@ class Dispatcher(BaseComponent):
         return channel in self.file_channels
 
     # -- lookups -----------------------------------------------------------------------------
-    def start(self, record: LookupRecord, channel: str, file: Optional[ArtifactFile]) -> Lookup:
-        """Begin a lookup (or join the one already running for this id)."""
+    def start(self, record: LookupRecord, channel: str, file: Optional[ArtifactFile],
+              resumed: bool = False) -> Optional[Lookup]:
+        """Run the lookup here: a new one, or one whose owner stopped renewing its lease (a
+        replica that died, or this process before a restart); or join the one running here.
+        None if another process holds the lease: it runs the lookup and writes the result.
+        Raises StoreError if the store cannot be reached."""
         lookup = self.active.get(record.id)
         if lookup is not None:
             if file is not None:
                 file.close()
             return lookup
+        try:
+            if not self.store.lease(record.id, self.owner, self.lease_secs):
+                if file is not None:
+                    file.close()
+                return None
+            self.store.put(record)  # pending: a GET on any replica finds it
+        except StoreError:
+            if file is not None:
+                file.close()
+            raise
         lookup = Lookup(record, channel, file)
         self.active[record.id] = lookup
-        self.store.put(record)
+        if resumed:
+            LOG.info("resumed lookup %s (%s %r) that no process was running", record.id,
+                     record.artifact.get("type"), str(record.artifact.get("value"))[:80])
         lookup.deadline_timer = self.scheduler.call_later(self.lookup_timeout_secs,
                                                           self._time_out, lookup)
         lookup.event = ThreatServiceLookupEvent(request_id=record.id, name=record.artifact["type"],
@@ -270,8 +295,11 @@ class Dispatcher(BaseComponent):
         if lookup.dispatched and not lookup.running and not lookup.retrying:
             self._finish(lookup)
         elif changed:
-            self.store.put(LookupRecord(lookup.id, lookup.record.service, lookup.record.artifact,
-                                        lookup.merged_hits(), False, lookup.record.created))
+            try:  # hits found so far, for GETs on other replicas; the final write matters more
+                self.store.put(LookupRecord(lookup.id, lookup.record.service, lookup.record.artifact,
+                                            lookup.merged_hits(), False, lookup.record.created))
+            except StoreError as exc:
+                LOG.warning("partial hits of %s not stored: %s", lookup.id, exc)
 
     def _time_out(self, lookup: Lookup) -> None:
         if self.active.get(lookup.id) is lookup:
@@ -286,7 +314,7 @@ class Dispatcher(BaseComponent):
             lookup.deadline_timer.cancel()
         record = LookupRecord(lookup.id, lookup.record.service, lookup.record.artifact,
                               lookup.merged_hits(), True, lookup.record.created)
-        self.store.put(record)
+        self._save(record)
         if lookup.file is not None:
             lookup.file.close()
         LOG.info("lookup %s %s %r done: %d hits", lookup.id, record.artifact["type"],
@@ -295,6 +323,82 @@ class Dispatcher(BaseComponent):
         for callback, timer in waiters:
             timer.cancel()
             callback(record)
+
+    def _save(self, record: LookupRecord) -> None:
+        """Write a complete result; if the store is down, keep it and offer it again."""
+        try:
+            self.store.put(record)
+            self.store.release(record.id, self.owner)
+        except StoreError as exc:
+            LOG.warning("result of %s kept in memory until the store is back: %s", record.id, exc)
+            if not self.unsaved:
+                self.scheduler.call_later(SAVE_RETRY_SECS, self._save_unsaved)
+            self.unsaved[record.id] = record
+
+    def _save_unsaved(self) -> None:
+        for rid, record in list(self.unsaved.items()):
+            try:
+                self.store.put(record)
+                self.store.release(rid, self.owner)
+            except StoreError:
+                break
+            del self.unsaved[rid]
+        if self.unsaved:
+            self.scheduler.call_later(SAVE_RETRY_SECS, self._save_unsaved)
+        else:
+            LOG.info("the store is back: every kept result is stored")
+
+    def _renew_leases(self) -> None:
+        for rid in list(self.active):
+            try:
+                if not self.store.lease(rid, self.owner, self.lease_secs):
+                    LOG.warning("lease of lookup %s was taken over elsewhere; finishing it here too", rid)
+            except StoreError as exc:
+                LOG.warning("cannot renew leases: %s", exc)
+                return
+
+    def _take_over(self) -> None:
+        """Resume pending lookups nobody holds a lease on: those of a replica that died, or
+        of this service before a restart."""
+        try:
+            records = self.store.pending()
+        except StoreError as exc:
+            LOG.warning("cannot look for abandoned lookups: %s", exc)
+            return
+        for record in records:
+            channel = searcher_channel(*record.service.split("/"))
+            if record.id in self.active or not self.has_searchers(channel):
+                continue
+            try:
+                self.start(record, channel, None, resumed=True)
+            except StoreError:
+                return
+
+    @handler("started", channel="*")
+    def _on_started(self, component) -> None:
+        self.scheduler.call_every(self.lease_secs / 3, self._renew_leases)
+        self.scheduler.call_later(0, self._take_over)
+        self.scheduler.call_every(self.lease_secs, self._take_over)
+
+    def wait_elsewhere(self, rid: str, timeout: float,
+                       callback: Callable[[Optional[LookupRecord]], None]) -> None:
+        """For a lookup another process runs: ``callback(record)`` once the store has it
+        complete, or ``callback(None)`` after ``timeout``."""
+        deadline = time.monotonic() + timeout
+
+        def poll() -> None:
+            try:
+                record = self.store.get(rid)
+            except StoreError:
+                record = None
+            if record is not None and record.complete:
+                callback(record)
+            elif time.monotonic() >= deadline:
+                callback(None)
+            else:
+                self.scheduler.call_later(REMOTE_POLL_SECS, poll)
+
+        poll()
 
     def wait(self, lookup: Lookup, timeout: float, callback: Callable[[Optional[LookupRecord]], None]) -> None:
         """Call ``callback(record)`` when the lookup completes, or ``callback(None)`` after ``timeout``."""

@@ -36,7 +36,8 @@ class CustomThreatService(BaseComponent):
         self.dispatcher = Dispatcher(self.store, self.scheduler, workers=s.workers,
                                      max_retries=s.max_retries,
                                      incomplete_retry_secs=s.incomplete_retry_secs,
-                                     lookup_timeout_secs=s.lookup_timeout_secs).register(self)
+                                     lookup_timeout_secs=s.lookup_timeout_secs,
+                                     lease_secs=s.lease_secs).register(self)
         self.app = ThreatServiceApp(s, self.dispatcher, self.store)
         self.http = HttpServer(self.app, (s.server, s.port), secure=s.secure, certfile=s.certfile,
                                keyfile=s.keyfile, max_body_bytes=s.max_body_bytes,

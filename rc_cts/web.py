@@ -15,7 +15,7 @@ from .errors import HttpError
 from .hits import searcher_channel
 from .httpserver import Request
 from .protocol import done_body, request_id, retry_body
-from .store import LookupRecord, Store
+from .store import LookupRecord, Store, StoreError
 
 LOG = logging.getLogger(__name__)
 ACCESS = logging.getLogger("rc_cts.access")
@@ -78,7 +78,7 @@ class ThreatServiceApp:
         elif req.method == "POST":
             self._post(req, service, channel, answer)
         else:
-            self._get(req, service, rid, answer)
+            self._get(req, service, channel, rid, answer)
 
     # -- endpoints -----------------------------------------------------------------------------
     def _post(self, req: Request, service: str, channel: str, answer: Respond) -> None:
@@ -88,41 +88,57 @@ class ThreatServiceApp:
             req.body.discard()
             raise
         rid = request_id(service, artifact, file.sha256 if file is not None else None)
-        record = self.store.get(rid)
-        if record is not None and record.complete:
+        try:
+            record = self.store.get(rid)
+            if record is not None and record.complete:
+                if file is not None:
+                    file.close()
+                answer(200, done_body(rid, record.hits))
+                return
+            lookup = self.dispatcher.start(LookupRecord(rid, service, artifact), channel, file)
+        except StoreError as exc:
             if file is not None:
                 file.close()
-            answer(200, done_body(rid, record.hits))
-            return
-        lookup = self.dispatcher.start(LookupRecord(rid, service, artifact), channel, file)
-        self._answer_when_done(req, rid, lookup, self.settings.first_retry_secs, answer)
+            raise self._unavailable(exc) from None
+        self._answer_when_done(req, service, rid, lookup, self.settings.first_retry_secs, answer)
 
-    def _get(self, req: Request, service: str, rid: Optional[str], answer: Respond) -> None:
-        record = self.store.get(rid)
+    def _get(self, req: Request, service: str, channel: str, rid: str, answer: Respond) -> None:
         lookup = self.dispatcher.active.get(rid)
-        if record is None and lookup is None or record is not None and record.service != service:
-            raise HttpError(404, f"no lookup {rid!r} for service {service!r}; it may have expired")
-        if record is not None and record.complete:
-            answer(200, done_body(rid, record.hits))
-        elif lookup is not None:
-            self._answer_when_done(req, rid, lookup, self.settings.later_retry_secs, answer)
-        else:
-            answer(303, retry_body(rid, self.settings.later_retry_secs, record.hits),
-                   self._location(req, service, rid))
+        record = self.dispatcher.unsaved.get(rid)
+        try:
+            record = record or self.store.get(rid)
+            if record is None and lookup is None or record is not None and record.service != service:
+                raise HttpError(404, f"no lookup {rid!r} for service {service!r}; it may have expired")
+            if record is not None and record.complete:
+                answer(200, done_body(rid, record.hits))
+                return
+            if lookup is None:  # pending elsewhere: take it over if its owner stopped renewing the lease
+                lookup = self.dispatcher.start(record, channel, None, resumed=True)
+        except StoreError as exc:
+            raise self._unavailable(exc) from None
+        self._answer_when_done(req, service, rid, lookup, self.settings.later_retry_secs, answer)
 
-    def _answer_when_done(self, req: Request, rid: str, lookup, retry_secs: float,
+    def _answer_when_done(self, req: Request, service: str, rid: str, lookup, retry_secs: float,
                           answer: Respond) -> None:
-        """200 with the hits if the lookup completes within sync_wait_secs, else 303."""
-        service = lookup.record.service
+        """200 with the hits if the lookup completes within sync_wait_secs, else 303.
+        ``lookup`` is the one running here, or None if another process runs it."""
 
         def done(record: Optional[LookupRecord]) -> None:
             if record is not None:
                 answer(200, done_body(rid, record.hits))
             else:
-                answer(303, retry_body(rid, retry_secs, self.dispatcher.pending_hits(rid)),
-                       self._location(req, service, rid))
+                hits = self.dispatcher.pending_hits(rid) if lookup is not None else []
+                answer(303, retry_body(rid, retry_secs, hits), self._location(service, rid))
 
-        self.dispatcher.wait(lookup, self.settings.sync_wait_secs, done)
+        if lookup is not None:
+            self.dispatcher.wait(lookup, self.settings.sync_wait_secs, done)
+        else:
+            self.dispatcher.wait_elsewhere(rid, self.settings.sync_wait_secs, done)
 
-    def _location(self, req: Request, service: str, rid: str) -> dict:
+    def _location(self, service: str, rid: str) -> dict:
         return {"Location": f"{self.urlbase}/{service}/{rid}"}
+
+    @staticmethod
+    def _unavailable(exc: StoreError) -> HttpError:
+        LOG.error("store unavailable: %s", exc)
+        return HttpError(503, "the result store is unavailable; retry later", {"Retry-After": "5"})

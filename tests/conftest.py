@@ -13,6 +13,8 @@ import pytest
 
 from rc_cts.runner import RunningService, start_in_thread
 
+from .redis_server import RedisServer
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -80,8 +82,8 @@ def run_cli(tmp_path):
     procs: List[Process] = []
 
     def start(config_text: Optional[str] = None, pythonpath=(), args=(), env=None,
-              wait=True) -> Process:
-        cmd = [sys.executable, "-m", "rc_cts.cli", "run"]
+              wait=True, module: str = "rc_cts.cli") -> Process:
+        cmd = [sys.executable, "-m", module, "run"]
         if config_text is not None:
             cfg = tmp_path / f"app{len(procs)}.config"
             cfg.write_text(config_text)
@@ -133,3 +135,16 @@ def certfile(tmp_path_factory):
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     return path
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """One real redis-server for the session; tests keep apart by key prefix."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_prefix(request):
+    return f"t{abs(hash(request.node.nodeid)) % 10**8}:"

@@ -1,10 +1,16 @@
 """Where lookup results live between the POST that starts a lookup and the GETs that fetch it."""
-from .base import LookupRecord, Store
+from .base import LookupRecord, Store, StoreError
 from .memory import MemoryStore
 
-__all__ = ["LookupRecord", "Store", "MemoryStore", "open_store"]
+__all__ = ["LookupRecord", "Store", "StoreError", "MemoryStore", "open_store"]
 
 
 def open_store(settings) -> Store:
-    """The store the settings ask for."""
+    """The store ``settings.store`` names: memory, sqlite or redis."""
+    if settings.store == "sqlite":
+        from .sqlite import SQLiteStore
+        return SQLiteStore(settings.sqlite_path, maxsize=settings.cache_size, ttl=settings.cache_ttl)
+    if settings.store == "redis":
+        from .redis import RedisStore
+        return RedisStore(settings.redis_url, ttl=settings.cache_ttl, prefix=settings.redis_prefix)
     return MemoryStore(maxsize=settings.cache_size, ttl=settings.cache_ttl)

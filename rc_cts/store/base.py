@@ -1,10 +1,16 @@
-"""The store interface: small on purpose, so persistent and shared stores can implement it."""
+"""The store interface: small on purpose, so memory, SQLite and Redis implement the same contract
+(the contract tests in tests/test_stores.py run against all three)."""
 from __future__ import annotations
 
 import abc
+import json
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
+
+
+class StoreError(Exception):
+    """The store cannot be reached now; the request is answered 503 and retried later."""
 
 
 @dataclass
@@ -17,16 +23,17 @@ class LookupRecord:
     complete: bool = False
     created: float = field(default_factory=time.time)
 
-    def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
 
     @classmethod
-    def from_dict(cls, data: Dict[str, Any]) -> "LookupRecord":
-        return cls(**data)
+    def from_json(cls, text: str) -> "LookupRecord":
+        return cls(**json.loads(text))
 
 
 class Store(abc.ABC):
-    """Records keyed by request id; every implementation expires them after its TTL."""
+    """Records keyed by request id, expiring after the TTL; and leases, so that of several
+    processes sharing a store one runs each lookup, and another takes over if it dies."""
 
     @abc.abstractmethod
     def get(self, request_id: str) -> Optional[LookupRecord]:
@@ -34,7 +41,20 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def put(self, record: LookupRecord) -> None:
-        """Insert or replace the record (pending or complete)."""
+        """Insert or replace the record (pending or complete); its TTL starts again."""
+
+    @abc.abstractmethod
+    def pending(self, limit: int = 1000) -> List[LookupRecord]:
+        """Records not complete yet (to resume after a restart, or take over)."""
+
+    @abc.abstractmethod
+    def lease(self, request_id: str, owner: str, seconds: float) -> bool:
+        """Take the lease on a lookup, or renew it if ``owner`` holds it; False if another
+        owner holds an unexpired lease."""
+
+    @abc.abstractmethod
+    def release(self, request_id: str, owner: str) -> None:
+        """Give the lease up, if ``owner`` holds it."""
 
     def close(self) -> None:
         """Release connections and files."""

@@ -1,0 +1,102 @@
+"""A Redis store: several rc-cts processes (replicas) share results and leases."""
+from __future__ import annotations
+
+import time
+from typing import List, Optional
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .base import LookupRecord, Store, StoreError
+
+# Take the lease if free or expired, or renew it if ours: atomic, so two replicas never both win.
+LEASE = """
+local current = redis.call('GET', KEYS[1])
+if current == false or current == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    return 1
+end
+return 0
+"""
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+TIMEOUT = 1.0  # seconds: a Redis that does not answer must not hold the event loop for long
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password:
+        host = parts.hostname or ""
+        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+class RedisStore(Store):
+    """Records expire with ``ttl``; pending ids are kept in a sorted set for takeover."""
+
+    def __init__(self, url: str, ttl: float = 600, prefix: str = "rc_cts:"):
+        self.url = safe_url(url)
+        self.ttl_ms = int(ttl * 1000)
+        self.prefix = prefix
+        self._pending = prefix + "pending"
+        self._redis = redis.Redis.from_url(
+            url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, decode_responses=True,
+            retry=Retry(NoBackoff(), 0), health_check_interval=10)
+        self._lease = self._redis.register_script(LEASE)
+        self._release = self._redis.register_script(RELEASE)
+
+    def _key(self, request_id: str) -> str:
+        return f"{self.prefix}lookup:{request_id}"
+
+    def _call(self, fn, *args):
+        try:
+            return fn(*args)
+        except redis.RedisError as exc:
+            raise StoreError(f"Redis store {self.url}: {exc}") from None
+
+    def get(self, request_id: str) -> Optional[LookupRecord]:
+        text = self._call(self._redis.get, self._key(request_id))
+        return LookupRecord.from_json(text) if text else None
+
+    def put(self, record: LookupRecord) -> None:
+        def write():
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.set(self._key(record.id), record.to_json(), px=self.ttl_ms)
+            if record.complete:
+                pipe.zrem(self._pending, record.id)
+            else:
+                pipe.zadd(self._pending, {record.id: time.time()})
+            pipe.execute()
+        self._call(write)
+
+    def pending(self, limit: int = 1000) -> List[LookupRecord]:
+        def read():
+            ids = self._redis.zrange(self._pending, 0, limit - 1)
+            texts = self._redis.mget([self._key(i) for i in ids]) if ids else []
+            records, gone = [], []
+            for rid, text in zip(ids, texts):
+                record = LookupRecord.from_json(text) if text else None
+                if record is None or record.complete:
+                    gone.append(rid)
+                else:
+                    records.append(record)
+            if gone:
+                self._redis.zrem(self._pending, *gone)
+            return records
+        return self._call(read)
+
+    def lease(self, request_id: str, owner: str, seconds: float) -> bool:
+        return bool(self._call(self._lease, [f"{self.prefix}lease:{request_id}"],
+                               [owner, int(seconds * 1000)]))
+
+    def release(self, request_id: str, owner: str) -> None:
+        self._call(self._release, [f"{self.prefix}lease:{request_id}"], [owner])
+
+    def close(self) -> None:
+        self._redis.close()
