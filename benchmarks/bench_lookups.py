@@ -15,10 +15,10 @@ HERE = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("RC_CTS_SHARED", HERE.parents[1] / "shared"))
 
 
-def start_service(workers: int, sleep: float, log_level: str = "INFO", options=()):
+def start_service(workers: int, sleep: float, log_level: str = "INFO", options=(), extra_args=()):
     """The service in its own process, logging (to a temporary file) as in production."""
     cmd = [sys.executable, str(HERE / "serve.py"), "--workers", str(workers), "--sleep", str(sleep),
-           "--log-level", log_level]
+           "--log-level", log_level, *extra_args]
     for opt in options:
         cmd += ["--option", opt]
     log = tempfile.TemporaryFile()

@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--log-level", default="WARNING")
     ap.add_argument("--option", action="append", default=[], help="extra key=value for [custom_threat_service]")
+    ap.add_argument("--prefill", type=int, default=0, help="store this many complete results first")
     args = ap.parse_args()
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
     BlockingSearcher.delay = args.sleep
@@ -53,6 +54,9 @@ def main() -> None:
     cts.update(kv.split("=", 1) for kv in args.option)
     opts = {"webserver": {"server": "127.0.0.1", "port": str(args.port)}, "custom_threat_service": cts}
     root, service, _ = build(opts, [BlockingSearcher(), UploadSearcher()])
+    if args.prefill:
+        from prefill import prefill
+        prefill(service.store, args.prefill)
     print("URL", service.url, flush=True)
     root.run()
 

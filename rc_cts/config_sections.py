@@ -56,8 +56,8 @@ max_connections = 2000
 # one machine), or redis (shared by several rc-cts processes: replicas behind a load balancer).
 store = memory
 sqlite_path = ~/.resilient/rc-cts.sqlite3
-# redis:// or rediss:// (TLS); a password goes in the URL (redis://:$REDIS_PASSWORD@host:6379/0
-# does not work: write the whole URL as $REDIS_URL instead, from the environment).
+# redis:// or rediss:// (TLS), with the password in the URL; keep it out of this file with
+# redis_url = $REDIS_URL (read from the environment).
 redis_url = redis://localhost:6379/0
 redis_prefix = rc_cts:
 # A process running a lookup renews its lease every lease_secs/3; if it dies, another process

@@ -376,6 +376,8 @@ class Dispatcher(BaseComponent):
 
     @handler("started", channel="*")
     def _on_started(self, component) -> None:
+        if not self.store.resumable:
+            return  # nothing outlives this process: no lease to renew, nothing to take over
         self.scheduler.call_every(self.lease_secs / 3, self._renew_leases)
         self.scheduler.call_later(0, self._take_over)
         self.scheduler.call_every(self.lease_secs, self._take_over)

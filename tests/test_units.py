@@ -127,6 +127,8 @@ def test_upstream_app_config_keeps_working(tmp_path):
     ("custom_threat_service", {"urlbase": "cts"}, "'urlbase' must start with '/'"),
     ("custom_threat_service", {"auth_user": "u"}, "'auth_user' needs 'auth_password'"),
     ("webserver", {"port": "70000"}, "'port'"),
+    ("custom_threat_service", {"store": "postgres"}, "'store' must be one of memory, sqlite, redis"),
+    ("custom_threat_service", {"lease_secs": "0"}, "'lease_secs' must be greater than 0"),
     ("webserver", {"secure": "true"}, "'secure' needs 'certfile'"),
 ])
 def test_bad_config_values_name_the_option(section, opts, message):

@@ -35,6 +35,8 @@ class Store(abc.ABC):
     """Records keyed by request id, expiring after the TTL; and leases, so that of several
     processes sharing a store one runs each lookup, and another takes over if it dies."""
 
+    resumable = True  # records outlive the process: pending lookups are resumed or taken over
+
     @abc.abstractmethod
     def get(self, request_id: str) -> Optional[LookupRecord]:
         """The record, or None if unknown or expired."""

@@ -13,6 +13,8 @@ from .base import LookupRecord, Store
 class MemoryStore(Store):
     """Fast and simple; results are lost on restart and not shared between processes."""
 
+    resumable = False
+
     def __init__(self, maxsize: int = 10000, ttl: float = 600):
         self._cache: TTLCache = TTLCache(maxsize=maxsize, ttl=ttl)
         self._leases: TTLCache = TTLCache(maxsize=maxsize, ttl=ttl)
