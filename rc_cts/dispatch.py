@@ -176,12 +176,14 @@ class Dispatcher(BaseComponent):
                 channel = method.channel if method.channel is not None else getattr(comp, "channel", None)
                 if isinstance(method, PooledHandler) or not is_searcher_channel(channel):
                     continue
-                wrapper = PooledHandler(self, method, method.names, channel, method.priority,
-                                        bool(getattr(method, "event", False)))
+                wrapper = replaced.get(method)  # one wrapper for a handler of several names
+                if wrapper is None:
+                    wrapper = PooledHandler(self, method, method.names, channel, method.priority,
+                                            bool(getattr(method, "event", False)))
+                    replaced[method] = wrapper
+                    self._add_channel_handler(wrapper)
                 methods.discard(method)
                 methods.add(wrapper)
-                replaced[method] = wrapper
-                self._add_channel_handler(wrapper)
         if is_searcher_channel(getattr(comp, "channel", None)):
             for name, member in inspect.getmembers(type(comp), callable):
                 if name.startswith(LEGACY_PREFIX) and not getattr(member, "handler", False):

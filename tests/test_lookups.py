@@ -224,3 +224,24 @@ def test_searcher_registered_while_running_gets_only_lookups(start_service):
     r = c.post("catchall", {"type": "net.ip", "value": "9.9.9.9"})
     assert r.status == 200 and r.json["hits"]
     assert late.seen == [("ThreatServiceLookupEvent", "net.ip")]
+
+
+def test_a_handler_for_several_types_is_wrapped_once(start_service, caplog):
+    import logging
+    from circuits import BaseComponent, handler
+    caplog.set_level(logging.INFO, logger="rc_cts.dispatch")
+    from rc_cts import Hit, StringProp
+
+    class Hashes(BaseComponent):
+        channel = searcher_channel("hashes")
+
+        @handler("hash.md5", "hash.sha1")
+        def lookup(self, event, *args, **kwargs):
+            return Hit(StringProp(name="Type", value=event.name))
+
+    svc = start_service([Hashes()])
+    c = svc.client()
+    for kind in ("hash.md5", "hash.sha1"):
+        assert props(c.post("hashes", {"type": kind, "value": "ab"}).json["hits"][0])["Type"]["value"] == kind
+    assert len(svc.service.dispatcher.channels[searcher_channel("hashes")]) == 1
+    assert sum("Hashes.lookup on channel" in r.getMessage() for r in caplog.records) == 1
