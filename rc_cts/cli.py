@@ -11,6 +11,7 @@ from typing import List, Optional
 
 from . import __version__
 from .config import ConfigError, find_config_file, read_config_file, settings_from_opts
+from .store import StoreError
 
 LOG = logging.getLogger("rc_cts")
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
@@ -69,6 +70,8 @@ def cmd_lookup(args: argparse.Namespace) -> int:
         from .runner import start_in_thread
         opts = _load_opts(args.config)
         opts.setdefault("webserver", {}).update({"server": "127.0.0.1", "port": "0", "secure": "false"})
+        # a throw-away store: never write to, or take lookups over from, a running service's store
+        opts.setdefault("custom_threat_service", {})["store"] = "memory"
         settings = settings_from_opts(opts)
         running = start_in_thread(opts)
         services = sorted(ch.split(".", 1)[1].replace(".", "/") for ch in running.service.dispatcher.channels)
@@ -183,7 +186,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ConfigError as exc:
         LOG.error("configuration error: %s", exc)
         return 2
-    except OSError as exc:
+    except (OSError, StoreError) as exc:
         LOG.error("cannot start: %s", exc)
         return 1
 

@@ -27,7 +27,7 @@ from .events import ThreatServiceLookupEvent
 from .files import ArtifactFile
 from .hits import SEARCHER_CHANNEL_PREFIX, searcher_channel
 from .scheduler import Scheduler, TimerHandle
-from .searcher_calls import DONE, INCOMPLETE, Outcome, call_searcher
+from .searcher_calls import FAILED, INCOMPLETE, Outcome, call_searcher
 from .store import LookupRecord, Store, StoreError
 
 LOG = logging.getLogger(__name__)
@@ -259,9 +259,15 @@ class Dispatcher(BaseComponent):
         lookup.running.add(job)
         future = self.pool.submit(call_searcher, job.handler.fn, job.handler.label, job.event,
                                   job.handler.pass_event)
-        future.add_done_callback(
-            lambda f, rid=lookup.id, job=job: self.fire(searcher_done(rid, job, f.result()),
-                                                        self.channel))
+        future.add_done_callback(lambda f, rid=lookup.id, job=job: self._on_future_done(f, rid, job))
+
+    def _on_future_done(self, future, rid: str, job: _Job) -> None:
+        """In the worker thread: hand the outcome to the loop (call_searcher catches Exception;
+        a cancelled call, at shutdown, or a BaseException still ends the job)."""
+        if future.cancelled():
+            return
+        outcome = future.result() if future.exception() is None else Outcome(FAILED)
+        self.fire(searcher_done(rid, job, outcome), self.channel)
 
     @handler("lookup_dispatched")
     def _on_dispatched(self, rid: str) -> None:

@@ -89,7 +89,7 @@ class ThreatServiceApp:
             raise
         rid = request_id(service, artifact, file.sha256 if file is not None else None)
         try:
-            record = self.store.get(rid)
+            record = self.dispatcher.unsaved.get(rid) or self.store.get(rid)
             if record is not None and record.complete:
                 if file is not None:
                     file.close()

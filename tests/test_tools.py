@@ -122,3 +122,18 @@ def test_cts_service_fixture(cts_service):
     assert c.post("test", {"type": "net.uri", "value": "z"}).status == 200
     assert c.post("mixed", {"type": "net.uri", "value": "z"}).status == 200
     assert service.client().options("test").status == 401
+
+
+def test_lookup_in_process_never_uses_the_services_store(tmp_path):
+    db = tmp_path / "service.sqlite3"
+    cfg = tmp_path / "app.config"
+    cfg.write_text(f"[custom_threat_service]\nstore = sqlite\nsqlite_path = {db}\n")
+    out = rc_cts("lookup", "-c", str(cfg), "net.uri", "http://x", "--service", "example", check=True)
+    assert "2 hits" in out.stdout and not db.exists()
+
+
+def test_unusable_store_is_a_clean_start_error(run_cli, tmp_path):
+    (tmp_path / "a_dir.sqlite3").mkdir()
+    proc = run_cli(f"[custom_threat_service]\nstore = sqlite\nsqlite_path = {tmp_path / 'a_dir.sqlite3'}\n", wait=False)
+    assert proc.proc.wait(30) == 1
+    assert "cannot start: cannot open the SQLite store" in proc.log and "Traceback" not in proc.log

@@ -1,11 +1,7 @@
 """Local threat-intel feeds: answers lookups from indicator files on disk, at /cts/feeds.
 
-Configure in app.config::
-
-    [feed_searcher]
-    feed.urlhaus = /var/lib/feeds/urlhaus.csv
-    feed.spamhaus_drop = /var/lib/feeds/drop.txt
-    reload_check_secs = 30
+Configured in ``[feed_searcher]``: one ``feed.<name> = <path>`` line per feed file (every
+option and its default: config.py).
 
 Files are re-read when they change (checked at most every ``reload_check_secs`` seconds,
 during a lookup); a file that disappears or cannot be read keeps its last good content.

@@ -2,13 +2,8 @@
 lists, for uploaded files (``file.content``), emails (``email``: sender, URLs, attachments)
 and hashes by value.
 
-Configure in app.config::
-
-    [file_searcher]
-    rules_dir = /var/lib/rc-cts/yara
-    reload_check_secs = 30
-
-and the feeds in ``[feed_searcher]`` (shared with the feed searcher: loaded once).
+Configured in ``[file_searcher]`` (``rules_dir``: see config.py), and the feeds in
+``[feed_searcher]`` (shared with the feed searcher: loaded once).
 """
 from __future__ import annotations
 

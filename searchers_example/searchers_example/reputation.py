@@ -1,15 +1,7 @@
 """A reputation web API searcher, at /cts/reputation: the common shape of community
 searchers (one REST call per artifact, an API key from config), done right.
 
-Configure in app.config::
-
-    [reputation_searcher]
-    url = https://reputation.example.com/api/v1
-    api_key = $REPUTATION_API_KEY
-    timeout_secs = 10
-    rate_limit_per_sec = 4
-    max_attempts = 3
-    backoff_secs = 1
+Configured in ``[reputation_searcher]`` (every option and its default: config.py).
 
 The API is ``GET <url>/<kind>/<value>`` (kind: ip, domain, url, hash) with the key in
 ``X-API-Key``, answering ``{"score": 0-100, "verdict": "...", "categories": [...], "link": "..."}``.
