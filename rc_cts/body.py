@@ -15,6 +15,7 @@ from .files import ArtifactFile, FileTooLarge
 from .protocol import parse_artifact
 
 ParsedBody = Tuple[Dict[str, Any], Optional[ArtifactFile]]
+MAX_OTHER_BYTES = 4 * 1024 * 1024  # default limit of everything in a multipart body but the file
 
 
 class JsonBody:
@@ -41,7 +42,7 @@ class MultipartBody:
     The file part is limited by ``max_file_bytes``; everything else by ``max_other_bytes``."""
 
     def __init__(self, boundary: bytes, tmpdir: Optional[str] = None,
-                 max_file_bytes: Optional[int] = None, max_other_bytes: int = 4 * 1024 * 1024):
+                 max_file_bytes: Optional[int] = None, max_other_bytes: int = MAX_OTHER_BYTES):
         self._tmpdir = tmpdir
         self._max_file_bytes = max_file_bytes
         self._max_other_bytes = max_other_bytes
@@ -139,7 +140,7 @@ class _PartsTooLarge(Exception):
 
 
 def body_for(content_type: str, tmpdir: Optional[str] = None,
-             max_file_bytes: Optional[int] = None, max_other_bytes: int = 4 * 1024 * 1024):
+             max_file_bytes: Optional[int] = None, max_other_bytes: int = MAX_OTHER_BYTES):
     """The body parser for a request's Content-Type; 415 for types the protocol does not use."""
     ctype, params = parse_options_header(content_type or "")
     ctype = ctype.decode("latin-1").lower()

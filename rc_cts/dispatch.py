@@ -332,11 +332,19 @@ class Dispatcher(BaseComponent):
             timer.cancel()
             callback(record)
 
+    def result(self, rid: str) -> Optional[LookupRecord]:
+        """The record of a lookup: a result kept here while the store was down, else the
+        store's.  Raises StoreError."""
+        return self.unsaved.get(rid) or self.store.get(rid)
+
+    def _write(self, record: LookupRecord) -> None:
+        self.store.put(record)
+        self.store.release(record.id, self.owner)
+
     def _save(self, record: LookupRecord) -> None:
         """Write a complete result; if the store is down, keep it and offer it again."""
         try:
-            self.store.put(record)
-            self.store.release(record.id, self.owner)
+            self._write(record)
         except StoreError as exc:
             LOG.warning("result of %s kept in memory until the store is back: %s", record.id, exc)
             if not self.unsaved:
@@ -346,8 +354,7 @@ class Dispatcher(BaseComponent):
     def _save_unsaved(self) -> None:
         for rid, record in list(self.unsaved.items()):
             try:
-                self.store.put(record)
-                self.store.release(rid, self.owner)
+                self._write(record)
             except StoreError:
                 break
             del self.unsaved[rid]

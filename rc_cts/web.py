@@ -89,7 +89,7 @@ class ThreatServiceApp:
             raise
         rid = request_id(service, artifact, file.sha256 if file is not None else None)
         try:
-            record = self.dispatcher.unsaved.get(rid) or self.store.get(rid)
+            record = self.dispatcher.result(rid)
             if record is not None and record.complete:
                 if file is not None:
                     file.close()
@@ -104,9 +104,8 @@ class ThreatServiceApp:
 
     def _get(self, req: Request, service: str, channel: str, rid: str, answer: Respond) -> None:
         lookup = self.dispatcher.active.get(rid)
-        record = self.dispatcher.unsaved.get(rid)
         try:
-            record = record or self.store.get(rid)
+            record = self.dispatcher.result(rid)
             if record is None and lookup is None or record is not None and record.service != service:
                 raise HttpError(404, f"no lookup {rid!r} for service {service!r}; it may have expired")
             if record is not None and record.complete:
