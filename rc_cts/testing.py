@@ -20,6 +20,16 @@ from .runner import RunningService, start_in_thread
 TEST_DEFAULTS = {"sync_wait_secs": "5", "incomplete_retry_secs": "0.05", "max_retries": "3"}
 
 
+def hit_props(hit: Mapping[str, Any]) -> Dict[str, dict]:
+    """A hit's props by name: ``hit_props(hit)["Score"] == {"type": "number", ...}``."""
+    return {p["name"]: p for p in hit["props"]}
+
+
+def hit_values(hit: Mapping[str, Any]) -> Dict[str, Any]:
+    """A hit's prop values by name: ``hit_values(hit)["Score"] == 87``."""
+    return {p["name"]: p["value"] for p in hit["props"]}
+
+
 class SearcherFailed(AssertionError):
     """A searcher raised during ``cts_lookup``; the message carries its error."""
 

@@ -7,15 +7,13 @@ import time
 import pytest
 
 from rc_cts.client import multipart
+from rc_cts.testing import hit_values
 
 from .searchers import FileSearcher, HitSearcher
 
 KB = 1024
 MB = 1024 * KB
 
-
-def props(hit):
-    return {p["name"]: p["value"] for p in hit["props"]}
 
 
 @pytest.fixture
@@ -51,7 +49,7 @@ def test_searcher_gets_the_file(svc, upload_dir):
     data = b"MZ\x90\x00" + os.urandom(500 * KB)
     r = svc.client().post("files", {"type": "file.content", "value": "sample.exe"}, file_bytes=data)
     assert r.status == 200
-    p = props(r.json["hits"][0])
+    p = hit_values(r.json["hits"][0])
     assert p["Name"] == "sample.bin" and p["Size"] == len(data) and p["On disk"] == len(data)
     assert p["SHA256"] == hashlib.sha256(data).hexdigest()
     assert p["Type"] == "application/octet-stream" and p["Head"].startswith("MZ")
@@ -62,9 +60,9 @@ def test_searcher_gets_the_file(svc, upload_dir):
 
 def test_small_file_and_no_file(svc, upload_dir):
     r = svc.client().post("files", {"type": "file.content", "value": "tiny"}, file_bytes=b"")
-    assert props(r.json["hits"][0])["Size"] == 0
+    assert hit_values(r.json["hits"][0])["Size"] == 0
     r = svc.client().post("files", {"type": "file.content", "value": "tiny"})
-    assert props(r.json["hits"][0])["File"] == "none"
+    assert hit_values(r.json["hits"][0])["File"] == "none"
     assert wait_empty(upload_dir) == []
 
 
@@ -80,7 +78,7 @@ def test_request_id_covers_the_file_content(svc):
 def test_file_limit(svc, upload_dir):
     c = svc.client()
     just_under = c.post("files", {"type": "file.content", "value": "under"}, file_bytes=b"u" * (MB - 1))
-    assert just_under.status == 200 and props(just_under.json["hits"][0])["Size"] == MB - 1
+    assert just_under.status == 200 and hit_values(just_under.json["hits"][0])["Size"] == MB - 1
     over = c.post("files", {"type": "file.content", "value": "over"}, file_bytes=b"o" * (MB + 1))
     assert over.status == 413 and "larger than the limit" in over.json["error"]
     assert wait_empty(upload_dir) == []

@@ -5,13 +5,11 @@ import time
 from circuits import Event
 
 from rc_cts import searcher_channel
+from rc_cts.testing import hit_props
 
 from .searchers import (CatchAllSearcher, FailingSearcher, FindingSearcher, HitSearcher,
                         IncompleteSearcher, LegacyNamedSearcher, NamedHelperSearcher, SleepSearcher)
 
-
-def props(hit):
-    return {p["name"]: p for p in hit["props"]}
 
 
 def test_hit_answers_at_once_with_typed_props(start_service):
@@ -19,8 +17,8 @@ def test_hit_answers_at_once_with_typed_props(start_service):
     r = c.post("test", {"type": "net.uri", "value": "http://evil.example/x"})
     assert r.status == 200
     [hit] = r.json["hits"]
-    assert props(hit)["Seen"] == {"type": "string", "name": "Seen", "value": "http://evil.example/x"}
-    assert props(hit)["Score"]["value"] == 7 and props(hit)["Score"]["type"] == "number"
+    assert hit_props(hit)["Seen"] == {"type": "string", "name": "Seen", "value": "http://evil.example/x"}
+    assert hit_props(hit)["Score"]["value"] == 7 and hit_props(hit)["Score"]["type"] == "number"
     assert r.headers["content-type"] == "application/json"
 
 
@@ -61,7 +59,7 @@ def test_pending_then_complete(start_service):
         time.sleep(0.05)
         g = c.get("slow", rid)
     assert g.status == 200
-    assert props(g.json["hits"][0])["Slept"]["value"] == "0.8"
+    assert hit_props(g.json["hits"][0])["Slept"]["value"] == "0.8"
 
 
 def test_get_waits_for_a_result_due_within_sync_wait(start_service):
@@ -109,7 +107,7 @@ def test_failing_searcher_is_done_with_no_hits_and_others_hits_are_kept(start_se
     c = start_service([FailingSearcher(), FindingSearcher()]).client()
     r = c.post("mixed", {"type": "net.uri", "value": "http://x"})
     assert r.status == 200
-    assert [props(h)["From"]["value"] for h in r.json["hits"]] == ["finder", "finder-list-1", "finder-list-2"]
+    assert [hit_props(h)["From"]["value"] for h in r.json["hits"]] == ["finder", "finder-list-1", "finder-list-2"]
     failure = [rec for rec in caplog.records if "FailingSearcher.fail failed" in rec.getMessage()]
     assert failure and "upstream exploded" in failure[0].exc_text
 
@@ -119,7 +117,7 @@ def test_incomplete_searcher_is_run_again_until_it_answers(start_service):
     c = start_service([searcher], incomplete_retry_secs=0.05, sync_wait_secs=0.1).client()
     r, polls = c.lookup("flaky", {"type": "net.port", "value": 2})
     assert r.status == 200
-    assert props(r.json["hits"][0])["Calls"]["value"] == 3
+    assert hit_props(r.json["hits"][0])["Calls"]["value"] == 3
     assert searcher.calls == {2: 3}
 
 
@@ -169,7 +167,7 @@ def test_catch_all_handler_receives_only_lookup_events(start_service):
     searcher = CatchAllSearcher()
     svc = start_service([searcher])
     c = svc.client()
-    assert props(c.post("catchall", {"type": "net.ip", "value": "1.2.3.4"}).json["hits"][0])["Type"]["value"] == "net.ip"
+    assert hit_props(c.post("catchall", {"type": "net.ip", "value": "1.2.3.4"}).json["hits"][0])["Type"]["value"] == "net.ip"
     c.post("catchall", {"type": "email.body", "value": "hello"})
     time.sleep(0.3)  # circuits keeps firing its own events (generate_events, ...) meanwhile
     assert searcher.seen == [("ThreatServiceLookupEvent", "net.ip"),
@@ -179,9 +177,9 @@ def test_catch_all_handler_receives_only_lookup_events(start_service):
 def test_original_lookup_method_naming(start_service):
     c = start_service([LegacyNamedSearcher()]).client()
     r = c.post("legacy", {"type": "net.uri", "value": "http://l"})
-    assert props(r.json["hits"][0])["Link"] == {"type": "uri", "name": "Link", "value": "http://l"}
+    assert hit_props(r.json["hits"][0])["Link"] == {"type": "uri", "name": "Link", "value": "http://l"}
     r = c.post("legacy", {"type": "email.header.sender_address", "value": "a@b.c"})
-    assert props(r.json["hits"][0])["Sender"]["value"] == "a@b.c"
+    assert hit_props(r.json["hits"][0])["Sender"]["value"] == "a@b.c"
     assert c.post("legacy", {"type": "net.ip", "value": "1.1.1.1"}).json["hits"] == []
 
 
@@ -193,7 +191,7 @@ def test_named_searcher_handler_still_gets_its_other_events(start_service):
     while searcher.pings == 0 and time.time() < deadline:
         time.sleep(0.01)
     r = svc.client().post("helper", {"type": "net.uri", "value": "http://h"})
-    assert props(r.json["hits"][0])["Pings"]["value"] == "1"
+    assert hit_props(r.json["hits"][0])["Pings"]["value"] == "1"
 
 
 def test_service_names_with_several_segments(start_service):
@@ -242,6 +240,6 @@ def test_a_handler_for_several_types_is_wrapped_once(start_service, caplog):
     svc = start_service([Hashes()])
     c = svc.client()
     for kind in ("hash.md5", "hash.sha1"):
-        assert props(c.post("hashes", {"type": kind, "value": "ab"}).json["hits"][0])["Type"]["value"] == kind
+        assert hit_props(c.post("hashes", {"type": kind, "value": "ab"}).json["hits"][0])["Type"]["value"] == kind
     assert len(svc.service.dispatcher.channels[searcher_channel("hashes")]) == 1
     assert sum("Hashes.lookup on channel" in r.getMessage() for r in caplog.records) == 1

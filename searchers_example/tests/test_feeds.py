@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from rc_cts.testing import hit_props
 from searchers_example.feeds import FeedSearcher
 from searchers_example.indicators import classify, load_feed
 
@@ -42,13 +43,10 @@ def feeds(tmp_path):
                               "reload_check_secs": "0"}}
 
 
-def props(hit):
-    return {p["name"]: p for p in hit["props"]}
-
 
 def test_url_from_an_abuse_ch_csv(cts_lookup, feeds):
     [hit] = cts_lookup(FeedSearcher, "net.uri", "http://EVIL.example/payload.exe", opts=feeds)
-    p = props(hit)
+    p = hit_props(hit)
     assert p["Feed"]["value"] == "urlhaus" and p["Indicator"]["value"] == "http://evil.example/payload.exe"
     assert p["threat"]["value"] == "malware_download" and p["tags"]["value"] == "exe,AgentTesla"
     assert p["urlhaus_link"] == {"type": "uri", "name": "urlhaus_link", "value": "https://urlhaus.abuse.ch/url/3000001/"}
@@ -57,33 +55,33 @@ def test_url_from_an_abuse_ch_csv(cts_lookup, feeds):
 
 def test_ip_in_a_cidr_range_and_exact(cts_lookup, feeds):
     [hit] = cts_lookup(FeedSearcher, "net.ip", "1.10.20.30", opts=feeds)
-    assert props(hit)["Match"]["value"] == "network 1.10.16.0/20 contains 1.10.20.30"
-    assert props(hit)["note"]["value"] == "SBL256894"
+    assert hit_props(hit)["Match"]["value"] == "network 1.10.16.0/20 contains 1.10.20.30"
+    assert hit_props(hit)["note"]["value"] == "SBL256894"
     [hit] = cts_lookup(FeedSearcher, "net.ip", "2001:db8::1", opts=feeds)
-    assert props(hit)["Indicator"]["value"] == "2001:db8::/32"
+    assert hit_props(hit)["Indicator"]["value"] == "2001:db8::/32"
     [hit] = cts_lookup(FeedSearcher, "net.ip", "203.0.113.9", opts=feeds)
-    assert props(hit)["Match"]["value"] == "ip address"
+    assert hit_props(hit)["Match"]["value"] == "ip address"
     assert cts_lookup(FeedSearcher, "net.ip", "1.10.32.1", opts=feeds) == []
     assert cts_lookup(FeedSearcher, "net.ip", "not-an-ip", opts=feeds) == []
 
 
 def test_cidr(cts_lookup, feeds):
     [hit] = cts_lookup(FeedSearcher, "net.cidr", "1.10.18.0/24", opts=feeds)
-    assert props(hit)["Match"]["value"] == "network 1.10.16.0/20 contains 1.10.18.0/24"
+    assert hit_props(hit)["Match"]["value"] == "network 1.10.16.0/20 contains 1.10.18.0/24"
     [hit] = cts_lookup(FeedSearcher, "net.cidr", "1.10.16.0/20", opts=feeds)
-    assert props(hit)["Match"]["value"] == "same network"
+    assert hit_props(hit)["Match"]["value"] == "same network"
     assert cts_lookup(FeedSearcher, "net.cidr", "1.10.0.0/16", opts=feeds) == []
 
 
 def test_host_names_match_with_their_parent_domains(cts_lookup, feeds):
     [hit] = cts_lookup(FeedSearcher, "net.name", "a.b.Malware.test.", opts=feeds)
-    assert props(hit)["Match"]["value"] == "parent domain malware.test of a.b.malware.test"
+    assert hit_props(hit)["Match"]["value"] == "parent domain malware.test of a.b.malware.test"
     [hit] = cts_lookup(FeedSearcher, "net.name", "badhost.test", opts=feeds)
-    assert props(hit)["Feed"]["value"] == "mine" and props(hit)["confidence"]["value"] == "90"
+    assert hit_props(hit)["Feed"]["value"] == "mine" and hit_props(hit)["confidence"]["value"] == "90"
     assert cts_lookup(FeedSearcher, "net.name", "notmalware.test", opts=feeds) == []
     # a URL's host is matched too
     [hit] = cts_lookup(FeedSearcher, "net.uri", "https://cdn.malware.test/x?y=1", opts=feeds)
-    assert props(hit)["Indicator"]["value"] == "malware.test"
+    assert hit_props(hit)["Indicator"]["value"] == "malware.test"
 
 
 def test_hashes_and_sender_addresses(cts_lookup, feeds):
@@ -91,10 +89,10 @@ def test_hashes_and_sender_addresses(cts_lookup, feeds):
                         ("hash.sha1", "3395856ce81f2b7382dee72602f798b642f14140"),
                         ("hash.sha256", "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f")):
         [hit] = cts_lookup(FeedSearcher, kind, value, opts=feeds)
-        assert props(hit)["Indicator"]["value"] == value.lower()
+        assert hit_props(hit)["Indicator"]["value"] == value.lower()
     assert cts_lookup(FeedSearcher, "hash.md5", "0" * 32, opts=feeds) == []
     hits = cts_lookup(FeedSearcher, "email.header.sender_address", "Phish@Bad-Sender.test", opts=feeds)
-    assert [props(h)["Match"]["value"] for h in hits] == ["email address"]
+    assert [hit_props(h)["Match"]["value"] for h in hits] == ["email address"]
 
 
 def test_feeds_reload_when_they_change_and_keep_content_when_unreadable(cts_service, feeds, tmp_path):

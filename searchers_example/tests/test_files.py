@@ -9,6 +9,7 @@ from email.message import EmailMessage
 
 import pytest
 
+from rc_cts.testing import hit_values
 from searchers_example.files import FileSearcher
 
 # The EICAR anti-virus test string, put together here so no file in the repository holds it.
@@ -43,9 +44,6 @@ rule ELF_executable : executable linux {
 }
 
 
-def props(hit):
-    return {p["name"]: p["value"] for p in hit["props"]}
-
 
 @pytest.fixture
 def opts(tmp_path):
@@ -62,7 +60,7 @@ def opts(tmp_path):
 
 def test_eicar_matches_its_rule_with_tags_meta_and_file_facts(cts_lookup, opts):
     [hit] = cts_lookup(FileSearcher, "file.content", "eicar.com", file=EICAR, opts=opts)
-    p = props(hit)
+    p = hit_values(hit)
     assert p["YARA rule"] == "EICAR_test_file" and p["Tags"] == "test, antivirus"
     assert p["description"] == "EICAR anti-virus test file" and p["severity"] == 3
     assert p["Rule file"] == "test_strings"
@@ -72,9 +70,9 @@ def test_eicar_matches_its_rule_with_tags_meta_and_file_facts(cts_lookup, opts):
 
 def test_pe_and_elf_headers(cts_lookup, opts):
     [hit] = cts_lookup(FileSearcher, "file.content", "a.exe", file=PE, opts=opts)
-    assert props(hit)["YARA rule"] == "PE_executable" and "executable" in props(hit)["File type"].lower()
+    assert hit_values(hit)["YARA rule"] == "PE_executable" and "executable" in hit_values(hit)["File type"].lower()
     [hit] = cts_lookup(FileSearcher, "file.content", "a.elf", file=ELF, opts=opts)
-    assert props(hit)["YARA rule"] == "ELF_executable" and props(hit)["Tags"] == "executable, linux"
+    assert hit_values(hit)["YARA rule"] == "ELF_executable" and hit_values(hit)["Tags"] == "executable, linux"
 
 
 def test_files_no_rule_matches_give_no_hits(cts_lookup, opts):
@@ -87,14 +85,14 @@ def test_files_no_rule_matches_give_no_hits(cts_lookup, opts):
 
 def test_known_bad_hash_from_the_feed_without_a_rule(cts_lookup, opts):
     [hit] = cts_lookup(FileSearcher, "file.content", "sample.txt", file=KNOWN_BAD, opts=opts)
-    p = props(hit)
+    p = hit_values(hit)
     assert p["Feed"] == "local" and p["Indicator"] == hashlib.md5(KNOWN_BAD).hexdigest()
     assert p["note"] == "known bad sample" and p["SHA256"] == hashlib.sha256(KNOWN_BAD).hexdigest()
 
 
 def test_hash_artifacts_by_value(cts_lookup, opts):
     [hit] = cts_lookup(FileSearcher, "hash.md5", hashlib.md5(KNOWN_BAD).hexdigest().upper(), opts=opts)
-    assert props(hit)["Feed"] == "local"
+    assert hit_values(hit)["Feed"] == "local"
     assert cts_lookup(FileSearcher, "hash.sha256", "0" * 64, opts=opts) == []
 
 
@@ -122,17 +120,17 @@ def message_bytes():
 
 def test_email_sender_urls_and_attachments(cts_lookup, opts):
     hits = cts_lookup(FileSearcher, "email", "invoice.eml", file=message_bytes(), opts=opts)
-    found = sorted(props(h)["Found in"] for h in hits)
+    found = sorted(hit_values(h)["Found in"] for h in hits)
     assert found == ["URL http://phish.test/login", "attachment invoice.com", "attachment notes.txt",
                      "sender mallory@bad-sender.test"]
-    rule = next(h for h in hits if props(h)["Found in"] == "attachment invoice.com")
-    assert props(rule)["YARA rule"] == "EICAR_test_file" and props(rule)["File"] == "invoice.com"
+    rule = next(h for h in hits if hit_values(h)["Found in"] == "attachment invoice.com")
+    assert hit_values(rule)["YARA rule"] == "EICAR_test_file" and hit_values(rule)["File"] == "invoice.com"
 
 
 def test_email_as_the_artifact_value(cts_lookup, opts):
     text = message_bytes().decode("ascii", "replace")
     hits = cts_lookup(FileSearcher, "email", text, opts=opts)
-    assert "sender mallory@bad-sender.test" in [props(h)["Found in"] for h in hits]
+    assert "sender mallory@bad-sender.test" in [hit_values(h)["Found in"] for h in hits]
 
 
 def test_rules_are_recompiled_when_they_change_and_bad_rules_keep_the_old(cts_service, opts, tmp_path, caplog):
@@ -141,11 +139,11 @@ def test_rules_are_recompiled_when_they_change_and_bad_rules_keep_the_old(cts_se
     assert c.post("files", {"type": "file.content", "value": "a.pdf"}, file_bytes=PDF).json["hits"] == []
     (tmp_path / "rules" / "pdf.yar").write_text('rule PDF_document : document { condition: uint32(0) == 0x46445025 }')
     r = c.post("files", {"type": "file.content", "value": "b.pdf"}, file_bytes=PDF + b" ")
-    assert [props(h)["YARA rule"] for h in r.json["hits"]] == ["PDF_document"]
+    assert [hit_values(h)["YARA rule"] for h in r.json["hits"]] == ["PDF_document"]
     (tmp_path / "rules" / "broken.yar").write_text("rule broken { condition: nonsense( }")
     time.sleep(0.01)
     r = c.post("files", {"type": "file.content", "value": "c.pdf"}, file_bytes=PDF + b"  ")
-    assert [props(h)["YARA rule"] for h in r.json["hits"]] == ["PDF_document"]
+    assert [hit_values(h)["YARA rule"] for h in r.json["hits"]] == ["PDF_document"]
     assert any("do not compile" in rec.getMessage() for rec in caplog.records)
 
 
