@@ -21,7 +21,7 @@ setup(
         # Searcher packages written for the original rc-cts call pkg_resources.declare_namespace.
         "legacy": ["setuptools>=40,<82"],
         "test": ["pytest>=7.0", "pytest-timeout>=2.1", "requests-mock>=1.9", "wheel>=0.38",
-                 "cryptography>=3.0", "sphinx>=5.0"],
+                 "cryptography>=3.0", "sphinx>=5.0", "pytest-resilient-circuits>=51.0.0"],
     },
     entry_points={
         "console_scripts": ["rc-cts=rc_cts.cli:main"],

@@ -141,7 +141,8 @@ class _PartsTooLarge(Exception):
 
 def body_for(content_type: str, tmpdir: Optional[str] = None,
              max_file_bytes: Optional[int] = None, max_other_bytes: int = MAX_OTHER_BYTES):
-    """The body parser for a request's Content-Type; 415 for types the protocol does not use."""
+    """The body parser for a request's Content-Type; 415 for types the protocol does not use.
+    A body without a Content-Type is read as a JSON artifact, as the original did."""
     ctype, params = parse_options_header(content_type or "")
     ctype = ctype.decode("latin-1").lower()
     if ctype == "multipart/form-data":
@@ -149,7 +150,7 @@ def body_for(content_type: str, tmpdir: Optional[str] = None,
         if not boundary:
             raise HttpError(400, "multipart/form-data without a boundary")
         return MultipartBody(boundary, tmpdir, max_file_bytes, max_other_bytes)
-    if ctype in ("application/json", "text/json") or ctype.endswith("+json"):
-        return JsonBody()
+    if not ctype or ctype in ("application/json", "text/json") or ctype.endswith("+json"):
+        return JsonBody()  # no Content-Type: what `requests.post(url, json.dumps(artifact))` sends
     raise HttpError(415, "Content-Type must be multipart/form-data or application/json, "
                          f"not {ctype or 'none'!r}")

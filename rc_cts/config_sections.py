@@ -23,7 +23,10 @@ upload_file = false
 first_retry_secs = 5
 later_retry_secs = 60
 # How many times a searcher that raised ThreatLookupIncompleteException is run again,
-# and how long to wait before each new run.
+# and how long to wait before each new run. A lookup left incomplete (a searcher failed, timed
+# out or stayed incomplete) answers 303 with the hits found so far; its missing searchers run
+# again on later GETs after a backoff (incomplete_retry_secs, doubling, at most 12 times that),
+# and the max_retries-th GET answers 200 with the hits found. The next POST runs them again.
 max_retries = 60
 incomplete_retry_secs = 5
 # Results kept for rescans and GETs: at most cache_size lookups, each for cache_ttl seconds.
@@ -33,11 +36,12 @@ cache_ttl = 600
 #auth_user = soar
 #auth_password = $CTS_PASSWORD
 # A POST or GET waits up to this long for the lookup to complete and answers 200 with the hits;
-# after that it answers 303 and the platform polls.
+# after that it answers 303 and the platform polls. 0 gives the original rc-cts's first answer:
+# 303 on the POST of every new lookup.
 sync_wait_secs = 1.0
 # Searcher handlers run in a pool of this many threads, so blocking searchers never block the service.
 workers = 32
-# A lookup whose searchers are not all done after this long completes with the hits found so far.
+# A searcher still running this long after its lookup started leaves the lookup incomplete.
 lookup_timeout_secs = 300
 # Largest request body accepted (413 above it), not counting an uploaded file's content.
 max_body_mb = 10

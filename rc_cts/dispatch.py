@@ -18,6 +18,7 @@ import socket
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any, Callable, Dict, List, Optional
 
 from circuits import BaseComponent, Event, handler
@@ -27,12 +28,13 @@ from .events import ThreatServiceLookupEvent
 from .files import ArtifactFile
 from .hits import SEARCHER_CHANNEL_PREFIX, searcher_channel
 from .scheduler import Scheduler, TimerHandle
-from .searcher_calls import FAILED, INCOMPLETE, Outcome, call_searcher
+from .searcher_calls import DONE, FAILED, INCOMPLETE, Outcome, call_searcher
 from .store import LookupRecord, Store, StoreError
 
 LOG = logging.getLogger(__name__)
 REMOTE_POLL_SECS = 0.05   # how often a request waiting on another replica's lookup reads the store
 SAVE_RETRY_SECS = 1.0     # how often results the store could not take are offered again
+MAX_BACKOFF_FACTOR = 12   # missing searchers are run again after at most 12 x incomplete_retry_secs
 
 
 def is_searcher_channel(channel: Any) -> bool:
@@ -86,22 +88,26 @@ class PooledHandler:
 
 
 class _Job:
-    __slots__ = ("handler", "event", "attempts", "order")
+    __slots__ = ("handler", "event", "attempts", "order", "status")
 
     def __init__(self, handler: PooledHandler, event: ThreatServiceLookupEvent, order: int):
         self.handler = handler
         self.event = event
         self.attempts = 0
         self.order = order
+        self.status: Optional[str] = None  # the last call's DONE, INCOMPLETE or FAILED
 
 
 class Lookup:
-    """One lookup in flight in this process."""
+    """One lookup in flight in this process: every searcher of the service, or (a rerun) only
+    the searchers ``record.missing`` names, on top of the hits the others gave before."""
 
-    def __init__(self, record: LookupRecord, channel: str, file: Optional[ArtifactFile]):
+    def __init__(self, record: LookupRecord, channel: str, file: Optional[ArtifactFile],
+                 rerun: Optional[Dict[str, int]] = None):
         self.record = record
         self.channel = channel
         self.file = file
+        self.rerun = rerun  # searcher label -> calls made in earlier runs; None runs them all
         self.event: Optional[ThreatServiceLookupEvent] = None
         self.jobs: List[_Job] = []
         self.running: set = set()
@@ -116,7 +122,21 @@ class Lookup:
         return self.record.id
 
     def merged_hits(self) -> List[dict]:
-        return [hit for job in self.jobs for hit in self.hits.get(job, ())]
+        base = self.record.hits if self.rerun is not None else []
+        return base + [hit for job in self.jobs for hit in self.hits.get(job, ())]
+
+    def snapshot(self, complete: bool, backoff_secs: float = 0.0) -> LookupRecord:
+        """The record to store: pending with the hits so far, or ended, whole or incomplete."""
+        if not complete:
+            return replace(self.record, hits=self.merged_hits(), complete=False, missing={},
+                           partial_hits=[])
+        done = [job for job in self.jobs if job.status == DONE]
+        missing = {job.handler.label: job.attempts for job in self.jobs if job.status != DONE}
+        hits = (self.record.hits if self.rerun is not None else []) + [
+            hit for job in done for hit in self.hits.get(job, ())]
+        partial = [hit for job in self.jobs if job.status != DONE for hit in self.hits.get(job, ())]
+        return replace(self.record, hits=hits, complete=True, missing=missing, partial_hits=partial,
+                       rerun_at=time.time() + backoff_secs if missing else 0.0)
 
 
 class Dispatcher(BaseComponent):
@@ -194,7 +214,11 @@ class Dispatcher(BaseComponent):
                     self._add_channel_handler(wrapper)
 
     def _add_channel_handler(self, wrapper: PooledHandler) -> None:
-        self.channels.setdefault(wrapper.channel, []).append(wrapper)
+        siblings = self.channels.setdefault(wrapper.channel, [])
+        same = sum(1 for other in siblings if other.label.split("#")[0] == wrapper.label)
+        if same:  # two instances of one class on a service: labels tell their answers apart
+            wrapper.label = f"{wrapper.label}#{same + 1}"
+        siblings.append(wrapper)
         types = [n for n in wrapper.names if is_artifact_type_name(n)]
         if wrapper.names and not types:
             return  # an ordinary handler (e.g. ResilientComponent's `reload`): not a lookup one
@@ -211,7 +235,7 @@ class Dispatcher(BaseComponent):
 
     # -- lookups -----------------------------------------------------------------------------
     def start(self, record: LookupRecord, channel: str, file: Optional[ArtifactFile],
-              resumed: bool = False) -> Optional[Lookup]:
+              resumed: bool = False, rerun: Optional[Dict[str, int]] = None) -> Optional[Lookup]:
         """Run the lookup here: a new one, or one whose owner stopped renewing its lease (a
         replica that died, or this process before a restart); or join the one running here.
         None if another process holds the lease: it runs the lookup and writes the result.
@@ -226,16 +250,16 @@ class Dispatcher(BaseComponent):
                 if file is not None:
                     file.close()
                 return None
-            self.store.put(record)  # pending: a GET on any replica finds it
+            lookup = Lookup(record, channel, file, rerun)
+            self.store.put(lookup.snapshot(complete=False))  # pending: a GET on any replica finds it
         except StoreError:
             if file is not None:
                 file.close()
             raise
-        lookup = Lookup(record, channel, file)
         self.active[record.id] = lookup
         if resumed:
-            LOG.info("resumed lookup %s (%s %r) that no process was running", record.id,
-                     record.artifact.get("type"), str(record.artifact.get("value"))[:80])
+            LOG.info("resumed lookup %s (%s) that no process was running", record.id,
+                     record.artifact.get("type"))
         lookup.deadline_timer = self.scheduler.call_later(self.lookup_timeout_secs,
                                                           self._time_out, lookup)
         lookup.event = ThreatServiceLookupEvent(request_id=record.id, name=record.artifact["type"],
@@ -245,12 +269,38 @@ class Dispatcher(BaseComponent):
         self.fire(lookup_dispatched(record.id), self.channel)
         return lookup
 
+    def rerun_missing(self, record: LookupRecord, channel: str, file: Optional[ArtifactFile],
+                      new_round: bool) -> Optional[Lookup]:
+        """For a request on a lookup that ended incomplete: run its missing searchers again
+        once their backoff is over, on top of the others' hits. ``new_round`` (a POST) starts
+        their calls and the polls afresh; a GET runs only searchers with calls left
+        (``max_retries``). None if nothing runs now: the record is stored with its poll count.
+        Raises StoreError."""
+        lookup = self.active.get(record.id)
+        if lookup is not None:
+            if file is not None:
+                file.close()
+            return lookup
+        if new_round:
+            record = replace(record, polls=0, missing=dict.fromkeys(record.missing, 0))
+        due = {label: calls for label, calls in record.missing.items() if calls <= self.max_retries}
+        if not due or time.time() < record.rerun_at:
+            if file is not None:
+                file.close()
+            self.store.put(record)
+            return None
+        return self.start(replace(record, reruns=record.reruns + 1), channel, file, rerun=due)
+
     def submit(self, event: ThreatServiceLookupEvent, wrapper: PooledHandler) -> None:
         """Called by a PooledHandler, in the loop thread, while circuits dispatches ``event``."""
         lookup = self.active.get(event.request_id)
         if lookup is None or lookup.event is not event:
             return  # fired by someone else: not ours to run
+        if lookup.rerun is not None and wrapper.label not in lookup.rerun:
+            return  # answered in full in an earlier run
         job = _Job(wrapper, event, len(lookup.jobs))
+        if lookup.rerun is not None:
+            job.attempts = lookup.rerun[wrapper.label]
         lookup.jobs.append(job)
         self._run(lookup, job)
 
@@ -285,13 +335,14 @@ class Dispatcher(BaseComponent):
             return  # the lookup timed out meanwhile
         lookup.running.discard(job)
         lookup.hits[job] = outcome.hits
+        job.status = outcome.status
         if outcome.status == INCOMPLETE:
             if job.attempts <= self.max_retries:
                 lookup.retrying.add(job)
                 self.scheduler.call_later(self.incomplete_retry_secs, self._retry, lookup, job)
             else:
-                LOG.warning("searcher %s still incomplete for %s after %d attempts: giving up",
-                            job.handler.label, rid, job.attempts)
+                LOG.warning("searcher %s still incomplete for %s after %d attempts: giving up "
+                            "for this round", job.handler.label, rid, job.attempts)
         self._progress(lookup, changed=bool(outcome.hits))
 
     def _retry(self, lookup: Lookup, job: _Job) -> None:
@@ -304,29 +355,36 @@ class Dispatcher(BaseComponent):
             self._finish(lookup)
         elif changed:
             try:  # hits found so far, for GETs on other replicas; the final write matters more
-                self.store.put(LookupRecord(lookup.id, lookup.record.service, lookup.record.artifact,
-                                            lookup.merged_hits(), False, lookup.record.created))
+                self.store.put(lookup.snapshot(complete=False))
             except StoreError as exc:
                 LOG.warning("partial hits of %s not stored: %s", lookup.id, exc)
 
     def _time_out(self, lookup: Lookup) -> None:
         if self.active.get(lookup.id) is lookup:
             late = sorted({job.handler.label for job in lookup.running | lookup.retrying})
-            LOG.warning("lookup %s timed out after %ss; answering without %s",
-                        lookup.id, self.lookup_timeout_secs, ", ".join(late))
+            LOG.warning("lookup %s timed out after %ss without %s: kept incomplete, so that "
+                        "later polls and POSTs run it again", lookup.id, self.lookup_timeout_secs,
+                        ", ".join(late))
             self._finish(lookup)
+
+    def _backoff_secs(self, reruns: int) -> float:
+        """How long missing searchers wait before they are run again: doubling with each rerun."""
+        return self.incomplete_retry_secs * min(2 ** min(reruns, 16), MAX_BACKOFF_FACTOR)
 
     def _finish(self, lookup: Lookup) -> None:
         self.active.pop(lookup.id, None)
         if lookup.deadline_timer is not None:
             lookup.deadline_timer.cancel()
-        record = LookupRecord(lookup.id, lookup.record.service, lookup.record.artifact,
-                              lookup.merged_hits(), True, lookup.record.created)
+        record = lookup.snapshot(complete=True, backoff_secs=self._backoff_secs(lookup.record.reruns))
         self._save(record)
         if lookup.file is not None:
             lookup.file.close()
-        LOG.info("lookup %s %s %r done: %d hits", lookup.id, record.artifact["type"],
-                 str(record.artifact["value"])[:80], len(record.hits))
+        if record.missing:
+            LOG.info("lookup %s %s incomplete: %d hits, none yet from %s", lookup.id,
+                     record.artifact["type"], len(record.shown_hits), ", ".join(sorted(record.missing)))
+        else:
+            LOG.info("lookup %s %s done: %d hits", lookup.id, record.artifact["type"], len(record.hits))
+        LOG.debug("lookup %s value %r", lookup.id, str(record.artifact["value"])[:80])
         waiters, lookup.waiters = lookup.waiters, []
         for callback, timer in waiters:
             timer.cancel()

@@ -37,8 +37,7 @@ def call_searcher(fn: Callable, name: str, event: Any, pass_event: bool) -> Outc
                  name, event.request_id, exc)
         return Outcome(INCOMPLETE, hits)
     except Exception:
-        LOG.exception("searcher %s failed on %s %r", name, event.name,
-                      _short((event.artifact or {}).get("value")))
+        LOG.exception("searcher %s failed on %s lookup %s", name, event.name, event.request_id)
         return Outcome(FAILED, [])
 
 
@@ -69,7 +68,3 @@ def _checked_hit(hit: dict, name: str):
         LOG.error("searcher %s returned a hit that is not JSON (%s): ignored", name, exc)
         return None
 
-
-def _short(value: Any, limit: int = 80) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[:limit] + "..."

@@ -4,8 +4,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Callable, List, Optional, Tuple
+from dataclasses import replace
+from typing import Callable, Optional, Tuple
 from urllib.parse import unquote
+
+from cachetools import LRUCache
 
 from .auth import BasicAuth
 from .body import MultipartBody, body_for
@@ -21,6 +24,8 @@ LOG = logging.getLogger(__name__)
 ACCESS = logging.getLogger("rc_cts.access")
 
 Respond = Callable[..., None]
+UNKNOWN_IDS_REMEMBERED = 4096
+MAX_ID_LENGTH = 128
 
 
 class ThreatServiceApp:
@@ -33,6 +38,7 @@ class ThreatServiceApp:
         self.upload_dir = os.path.expanduser(settings.upload_dir) if settings.upload_dir else None
         self.urlbase = "/" + settings.urlbase.strip("/")
         self.auth = BasicAuth(settings.auth_user, settings.auth_password) if settings.auth_enabled else None
+        self._unknown_ids: LRUCache = LRUCache(maxsize=UNKNOWN_IDS_REMEMBERED)  # logged once each
 
     # -- routing -------------------------------------------------------------------------------
     def _route(self, req: Request) -> Tuple[str, str, Optional[str]]:
@@ -42,6 +48,8 @@ class ThreatServiceApp:
             raise HttpError(404, f"no threat service at {req.path!r}; services are under {self.urlbase}/")
         parts = [p for p in path[len(self.urlbase):].split("/") if p]
         rid = parts.pop() if req.method == "GET" and parts else None
+        if rid is not None and len(rid) > MAX_ID_LENGTH:
+            raise HttpError(400, f"{rid[:40]!r}... is not a lookup id (at most {MAX_ID_LENGTH} characters)")
         if not parts:
             raise HttpError(404, f"no service name in {req.path!r}; use {self.urlbase}/<service>")
         channel = searcher_channel(*parts)
@@ -90,52 +98,82 @@ class ThreatServiceApp:
         rid = request_id(service, artifact, file.sha256 if file is not None else None)
         try:
             record = self.dispatcher.result(rid)
-            if record is not None and record.complete:
+            if record is not None and record.whole:
                 if file is not None:
                     file.close()
                 answer(200, done_body(rid, record.hits))
                 return
-            lookup = self.dispatcher.start(LookupRecord(rid, service, artifact), channel, file)
+            if record is not None and record.complete and not self._expired(record):
+                lookup = self.dispatcher.rerun_missing(record, channel, file, new_round=True)
+            else:
+                lookup = self.dispatcher.start(LookupRecord(rid, service, artifact), channel, file)
         except StoreError as exc:
             if file is not None:
                 file.close()
             raise self._unavailable(exc) from None
-        self._answer_when_done(req, service, rid, lookup, self.settings.first_retry_secs, answer)
+        self._answer_when_done(rid, record, lookup, self.settings.first_retry_secs, answer)
 
     def _get(self, req: Request, service: str, channel: str, rid: str, answer: Respond) -> None:
         lookup = self.dispatcher.active.get(rid)
         try:
             record = self.dispatcher.result(rid)
             if record is None and lookup is None or record is not None and record.service != service:
-                raise HttpError(404, f"no lookup {rid!r} for service {service!r}; it may have expired")
-            if record is not None and record.complete:
+                self._unknown_id(rid, service)
+                answer(200, done_body(rid, []))
+                return
+            if record is not None and record.whole:
                 answer(200, done_body(rid, record.hits))
                 return
-            if lookup is None:  # pending elsewhere: take it over if its owner stopped renewing the lease
+            if lookup is None and record.complete:  # ended incomplete: this GET is one more poll
+                record = replace(record, polls=record.polls + 1)
+                if record.polls >= self.settings.max_retries:
+                    LOG.warning("lookup %s still has no answer from %s after %d polls: answering with "
+                                "the hits found; a new POST runs them again", rid,
+                                ", ".join(sorted(record.missing)), record.polls)
+                    answer(200, done_body(rid, record.shown_hits))
+                    return
+                lookup = self.dispatcher.rerun_missing(record, channel, None, new_round=False)
+            elif lookup is None:  # pending elsewhere: take it over if its owner stopped renewing the lease
                 lookup = self.dispatcher.start(record, channel, None, resumed=True)
         except StoreError as exc:
             raise self._unavailable(exc) from None
-        self._answer_when_done(req, service, rid, lookup, self.settings.later_retry_secs, answer)
+        self._answer_when_done(rid, record, lookup, self.settings.later_retry_secs, answer)
 
-    def _answer_when_done(self, req: Request, service: str, rid: str, lookup, retry_secs: float,
-                          answer: Respond) -> None:
-        """200 with the hits if the lookup completes within sync_wait_secs, else 303.
-        ``lookup`` is the one running here, or None if another process runs it."""
+    def _answer_when_done(self, rid: str, record: Optional[LookupRecord], lookup,
+                          retry_secs: float, answer: Respond) -> None:
+        """200 with the hits if the lookup ends whole within sync_wait_secs, else 303 with the
+        hits so far.  ``lookup`` is the one running here; None if another process runs it, or
+        if ``record`` ended incomplete and its missing searchers are not due to run again."""
 
-        def done(record: Optional[LookupRecord]) -> None:
-            if record is not None:
-                answer(200, done_body(rid, record.hits))
+        def done(ended: Optional[LookupRecord]) -> None:
+            if ended is not None and ended.whole:
+                answer(200, done_body(rid, ended.hits))
+            elif ended is not None:
+                answer(303, retry_body(rid, retry_secs, ended.shown_hits))
             else:
                 hits = self.dispatcher.pending_hits(rid) if lookup is not None else []
-                answer(303, retry_body(rid, retry_secs, hits), self._location(service, rid))
+                answer(303, retry_body(rid, retry_secs, hits))
 
         if lookup is not None:
             self.dispatcher.wait(lookup, self.settings.sync_wait_secs, done)
+        elif record is not None and record.complete:
+            done(record)
         else:
             self.dispatcher.wait_elsewhere(rid, self.settings.sync_wait_secs, done)
 
-    def _location(self, service: str, rid: str) -> dict:
-        return {"Location": f"{self.urlbase}/{service}/{rid}"}
+    def _expired(self, record: LookupRecord) -> bool:
+        """Whether an incomplete record's hits are too old to build on: then a POST runs every
+        searcher again, not only the missing ones."""
+        return time.time() - record.created > self.settings.cache_ttl
+
+    def _unknown_id(self, rid: str, service: str) -> None:
+        """A GET for an id this service has no record of (expired, lost with a memory store, or
+        never issued).  The original answers 200 with no hits, so the platform waits for its next
+        rescan rather than giving the artifact up (a 4xx); logged once per id."""
+        if rid not in self._unknown_ids:
+            self._unknown_ids[rid] = True
+            LOG.warning("GET of an unknown or expired lookup id %r for service %r: answered with "
+                        "no hits", rid, service)
 
     @staticmethod
     def _unavailable(exc: StoreError) -> HttpError:

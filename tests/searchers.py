@@ -144,3 +144,17 @@ class FileSearcher(BaseComponent):
                    StringProp(name="Head", value=head.decode("latin-1")),
                    NumberProp(name="On disk", value=len(on_disk)),
                    StringProp(name="Artifact", value=event.artifact["value"]))
+
+
+class AlwaysFailingSearcher(BaseComponent):
+    """/broken: raises on every call, and counts the calls."""
+    channel = searcher_channel("broken")
+
+    def __init__(self, opts=None):
+        super().__init__()
+        self.calls = 0
+
+    @handler("net.ip")
+    def ip(self, event, *args, **kwargs):
+        self.calls += 1
+        raise ConnectionError("provider unreachable")

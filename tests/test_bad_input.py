@@ -40,7 +40,9 @@ JSON = {"Content-Type": "application/json"}
     (b'', JSON, 400, "empty"),
     (b'\xff\xfe', JSON, 400, "not UTF-8"),
     (b'type=net.uri', {"Content-Type": "text/plain"}, 415, "Content-Type must be"),
-    (b'{"type": "net.uri", "value": "x"}', {}, 415, "Content-Type must be"),
+    (b'type=net.uri', {"Content-Type": "application/x-www-form-urlencoded"}, 415, "Content-Type must be"),
+    (b'{"type": "net.uri"', {}, 400, "not valid JSON"),    # no Content-Type: read as JSON
+    (b'', {}, 400, "empty"),
     (b'--x--', {"Content-Type": "multipart/form-data"}, 400, "without a boundary"),
 ])
 def test_malformed_posts(svc, caplog, body, headers, status, text):
@@ -106,7 +108,7 @@ def test_unknown_service_and_unknown_id(svc):
     c = svc.client()
     assert_error(c.post("nosuch", GOOD), 404, "unknown threat service 'nosuch'")
     assert_error(c.options("nosuch"), 404, "unknown threat service")
-    assert_error(c.get("test", "no-such-id"), 404, "no lookup 'no-such-id'")
+    assert_error(c.get("test", "x" * 129), 400, "is not a lookup id")
     assert_error(c.request("GET", "/"), 404, "no service name")
     r = c.request("GET", "/../../etc/passwd")
     assert r.status == 404

@@ -8,7 +8,7 @@ import rc_cts
 from rc_cts import (Hit, IpProp, LatLngProp, NumberProp, StringProp, ThreatLookupIncompleteException,
                     ThreatServiceLookupEvent, UriProp, searcher_channel)
 from rc_cts.auth import BasicAuth
-from rc_cts.body import body_for
+from rc_cts.body import JsonBody, body_for
 from rc_cts.config import ConfigError, Settings, find_config_file, read_config_file, settings_from_opts
 from rc_cts.errors import HttpError
 from rc_cts.protocol import request_id, validate_artifact, retry_body
@@ -213,8 +213,9 @@ def test_multipart_with_two_file_parts_is_refused():
 
 
 def test_content_types():
-    assert body_for("application/json; charset=utf-8") is not None
-    for bad in ("", "text/plain", "application/x-www-form-urlencoded"):
+    assert isinstance(body_for("application/json; charset=utf-8"), JsonBody)
+    assert isinstance(body_for(""), JsonBody)  # no Content-Type, as python-requests sends a str body
+    for bad in ("text/plain", "application/x-www-form-urlencoded"):
         with pytest.raises(HttpError) as exc:
             body_for(bad)
         assert exc.value.status == 415

@@ -15,13 +15,34 @@ class StoreError(Exception):
 
 @dataclass
 class LookupRecord:
-    """One lookup: its artifact, the hits found so far, and whether every searcher is done."""
+    """One lookup: its artifact, the hits found so far, and how it ended.
+
+    ``complete`` means no searcher is running or due any more, so no process resumes it.
+    The answer is *whole* only if no searcher is ``missing`` as well: a searcher that failed,
+    timed out or stayed incomplete leaves the record incomplete, so that later polls and
+    POSTs run it again instead of serving a partial answer from the cache.
+    """
     id: str
     service: str
     artifact: Dict[str, Any]
-    hits: List[dict] = field(default_factory=list)
+    hits: List[dict] = field(default_factory=list)        # from searchers that answered in full
     complete: bool = False
     created: float = field(default_factory=time.time)
+    missing: Dict[str, int] = field(default_factory=dict)  # searcher label -> calls made so far
+    partial_hits: List[dict] = field(default_factory=list)  # what the missing searchers gave
+    polls: int = 0           # GETs answered since it ended incomplete (at most max_retries)
+    reruns: int = 0          # times the missing searchers were run again (sets the backoff)
+    rerun_at: float = 0.0    # wall-clock time before which they are not run again
+
+    @property
+    def whole(self) -> bool:
+        """Every searcher answered in full: a POST or GET is answered 200 from this record."""
+        return self.complete and not self.missing
+
+    @property
+    def shown_hits(self) -> List[dict]:
+        """Every hit found, partial answers included: what a 303 (or a last 200) shows."""
+        return self.hits + self.partial_hits if self.partial_hits else self.hits
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
