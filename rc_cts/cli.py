@@ -11,6 +11,7 @@ from typing import List, Optional
 
 from . import __version__
 from .config import ConfigError, find_config_file, read_config_file, settings_from_opts
+from .registry import service_of
 from .store import StoreError
 
 LOG = logging.getLogger("rc_cts")
@@ -74,7 +75,7 @@ def cmd_lookup(args: argparse.Namespace) -> int:
         opts.setdefault("custom_threat_service", {})["store"] = "memory"
         settings = settings_from_opts(opts)
         running = start_in_thread(opts)
-        services = sorted(ch.split(".", 1)[1].replace(".", "/") for ch in running.service.dispatcher.channels)
+        services = sorted(service_of(ch) for ch in running.service.dispatcher.registry.channels())
         if args.service:
             services = [s for s in services if s == args.service] or [args.service]
         client = running.client(user=settings.auth_user, password=settings.auth_password) \

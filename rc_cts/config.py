@@ -44,6 +44,8 @@ class Settings:
     # [custom_threat_service]: new options
     sync_wait_secs: float = 1.0
     workers: int = 32
+    max_queue: int = 1000
+    call_timeout_secs: float = 60
     max_body_mb: float = 10
     max_file_mb: float = 100
     upload_dir: Optional[str] = None
@@ -122,7 +124,7 @@ def settings_from_opts(opts: Mapping[str, Mapping[str, Any]]) -> Settings:
 
 
 def _validate(s: Settings) -> None:
-    positive = ("cache_size", "cache_ttl", "workers", "max_body_mb", "max_file_mb", "idle_timeout_secs",
+    positive = ("cache_size", "cache_ttl", "workers", "max_queue", "call_timeout_secs", "max_body_mb", "max_file_mb", "idle_timeout_secs",
                 "request_timeout_secs", "lookup_timeout_secs", "max_connections", "lease_secs")
     for name in positive:
         if getattr(s, name) <= 0:
@@ -143,6 +145,31 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"option 'upload_dir': {s.upload_dir!r} is not a directory")
     if not s.urlbase.startswith("/"):
         raise ConfigError("option 'urlbase' must start with '/'")
+
+
+SERVICE_SECTION_PREFIX = CTS_SECTION + "."   # [custom_threat_service.<service>]: one service's limits
+SERVICE_LIMITS = {"max_concurrency": int, "max_queue": int, "call_timeout_secs": float}
+
+
+def service_limits_from_opts(opts: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
+    """Per-service searcher limits from ``[custom_threat_service.<service>]`` sections, which
+    override what the searcher classes declare; ConfigError names a bad option."""
+    overrides: Dict[str, Dict[str, Any]] = {}
+    for section, values in opts.items():
+        if not (isinstance(section, str) and section.startswith(SERVICE_SECTION_PREFIX)
+                and isinstance(values, Mapping)):
+            continue
+        service = section[len(SERVICE_SECTION_PREFIX):].strip("/")
+        limits: Dict[str, Any] = {}
+        for name, value in values.items():
+            kind = SERVICE_LIMITS.get(name)
+            if kind is None:
+                raise ConfigError(f"[{section}] option {name!r} is not one of {', '.join(SERVICE_LIMITS)}")
+            limits[name] = _convert(f"[{section}] {name}", value, None, kind)
+            if not limits[name] > 0:
+                raise ConfigError(f"[{section}] option {name!r} must be greater than 0")
+        overrides[service] = limits
+    return overrides
 
 
 def find_config_file(path: Optional[str] = None) -> Optional[str]:

@@ -39,8 +39,17 @@ cache_ttl = 600
 # after that it answers 303 and the platform polls. 0 gives the original rc-cts's first answer:
 # 303 on the POST of every new lookup.
 sync_wait_secs = 1.0
-# Searcher handlers run in a pool of this many threads, so blocking searchers never block the service.
+# Each searcher has its own bulkhead, so a slow or broken one never delays the others: at most
+# `workers` calls at once (its own threads; async handlers share one asyncio loop), at most
+# max_queue calls waiting (beyond that its lookups stay pending and the platform retries later),
+# and each call given up after call_timeout_secs (the lookup is then kept incomplete).
+# A searcher class may declare max_concurrency, max_queue and call_timeout_secs itself; a
+# section [custom_threat_service.<service>] overrides them for one service, e.g.
+#   [custom_threat_service.example]
+#   max_concurrency = 4
 workers = 32
+max_queue = 1000
+call_timeout_secs = 60
 # A searcher still running this long after its lookup started leaves the lookup incomplete.
 lookup_timeout_secs = 300
 # Largest request body accepted (413 above it), not counting an uploaded file's content.

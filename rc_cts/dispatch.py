@@ -1,101 +1,57 @@
-"""Lookups: fire the lookup event on the searcher channel, run each searcher handler
-in a bounded thread pool, collect hits, retry incomplete searchers, write the store.
+"""Lookups: call each searcher handler the registry has for the artifact, in that
+searcher's bulkhead, collect hits, retry incomplete searchers, write the store.
 
-circuits runs every handler in its one loop thread, so a searcher that calls a
-web API would freeze the service.  When a searcher component joins the tree,
-its handlers on the searcher channel are replaced in circuits' handler table by
-``PooledHandler`` wrappers: circuits still selects them for the event fired on
-the channel, and the wrapper hands the call to the pool.  The pool's done
-callback fires an event back into the loop (about 0.2 ms), where the result is
-merged, so all lookup state is touched by the loop thread only.
+Lookups do not travel through circuits' event loop: a lookup submits the
+registered handlers directly.  A call's end comes back to the loop thread as one
+``run_in_loop`` event (about 0.2 ms), where the result is merged, so all lookup
+state is touched by the loop thread only.
 """
 from __future__ import annotations
 
-import inspect
+import functools
 import logging
 import os
 import socket
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from circuits import BaseComponent, Event, handler
+from circuits.core.events import registered
 
-from .artifacts import LEGACY_PREFIX, is_artifact_type_name, legacy_method_name
+from .async_loop import AsyncLoop
+from .bulkhead import Bulkhead, Call, SearcherLimits
 from .events import ThreatServiceLookupEvent
 from .files import ArtifactFile
-from .hits import SEARCHER_CHANNEL_PREFIX, searcher_channel
+from .hits import searcher_channel
+from .registry import SearcherHandler, SearcherRegistry, is_searcher_channel, service_of
 from .scheduler import Scheduler, TimerHandle
-from .searcher_calls import DONE, FAILED, INCOMPLETE, Outcome, call_searcher
+from .searcher_calls import DONE, INCOMPLETE, Outcome, call_async_searcher, call_searcher
 from .store import LookupRecord, Store, StoreError
+
+__all__ = ["Dispatcher", "Lookup", "is_searcher_channel", "service_of"]
 
 LOG = logging.getLogger(__name__)
 REMOTE_POLL_SECS = 0.05   # how often a request waiting on another replica's lookup reads the store
 SAVE_RETRY_SECS = 1.0     # how often results the store could not take are offered again
 MAX_BACKOFF_FACTOR = 12   # missing searchers are run again after at most 12 x incomplete_retry_secs
+DEFER_RETRY_SECS = 0.5    # a call refused by a full bulkhead queue is offered again this often
 
 
-def is_searcher_channel(channel: Any) -> bool:
-    return isinstance(channel, str) and channel.startswith(SEARCHER_CHANNEL_PREFIX)
-
-
-class searcher_done(Event):
-    """A pooled searcher call ended (fired from a worker thread)."""
-
-
-class lookup_dispatched(Event):
-    """Every handler of a lookup event has been called (fired right after it, so it runs after)."""
-
-
-class PooledHandler:
-    """Stands in circuits' handler table for one searcher handler.
-
-    For lookup events it submits the real handler to the pool.  A named handler
-    still gets any other event on its channel inline, as before; a catch-all
-    handler (``@handler()``) gets the lookup events only.
-    """
-
-    handler = True
-    event = True
-    override = False
-
-    def __init__(self, dispatcher: "Dispatcher", fn: Callable, names, channel: str,
-                 priority: float, pass_event: bool, legacy_name: Optional[str] = None):
-        self.dispatcher = dispatcher
-        self.fn = fn
-        self.names = names
-        self.channel = channel
-        self.priority = priority
-        self.pass_event = pass_event
-        self.legacy_name = legacy_name  # for `_lookup_net_uri` style methods
-        owner = getattr(fn, "__self__", None)
-        self.__name__ = getattr(fn, "__name__", "handler")
-        self.label = f"{type(owner).__name__}.{self.__name__}" if owner else self.__name__
-
-    def __call__(self, event, *args, **kwargs):
-        if isinstance(event, ThreatServiceLookupEvent):
-            if self.legacy_name is None or self.legacy_name == legacy_method_name(event.name):
-                self.dispatcher.submit(event, self)
-            return None
-        if self.names and self.legacy_name is None:
-            return self.fn(event, *args, **kwargs) if self.pass_event else self.fn(*args, **kwargs)
-        return None
-
-    def __repr__(self) -> str:
-        return f"<PooledHandler {self.label} on {self.channel}>"
+class run_in_loop(Event):
+    """Run a callable in the event loop thread (fired from worker threads)."""
 
 
 class _Job:
-    __slots__ = ("handler", "event", "attempts", "order", "status")
+    """One handler's part in one lookup."""
+    __slots__ = ("handler", "attempts", "status", "call")
 
-    def __init__(self, handler: PooledHandler, event: ThreatServiceLookupEvent, order: int):
+    def __init__(self, handler: SearcherHandler):
         self.handler = handler
-        self.event = event
         self.attempts = 0
-        self.order = order
-        self.status: Optional[str] = None  # the last call's DONE, INCOMPLETE or FAILED
+        self.status: Optional[str] = None  # the last call's DONE, INCOMPLETE, FAILED or TIMED_OUT
+        self.call: Optional[Call] = None
 
 
 class Lookup:
@@ -108,14 +64,15 @@ class Lookup:
         self.channel = channel
         self.file = file
         self.rerun = rerun  # searcher label -> calls made in earlier runs; None runs them all
-        self.event: Optional[ThreatServiceLookupEvent] = None
+        self.event = ThreatServiceLookupEvent(request_id=record.id, name=record.artifact["type"],
+                                              artifact=record.artifact, channel=channel, file=file)
         self.jobs: List[_Job] = []
         self.running: set = set()
         self.retrying: set = set()
         self.hits: Dict[_Job, List[dict]] = {}
-        self.dispatched = False
         self.waiters: List[tuple] = []
         self.deadline_timer: Optional[TimerHandle] = None
+        self.final: Optional[LookupRecord] = None  # set once it has ended
 
     @property
     def id(self) -> str:
@@ -140,9 +97,10 @@ class Lookup:
 
 
 class Dispatcher(BaseComponent):
-    """Starts lookups, runs searchers in the pool, and tells waiters when a lookup is done."""
+    """Starts lookups, runs searchers in their bulkheads, and tells waiters when a lookup is done."""
 
-    def __init__(self, store: Store, scheduler: Scheduler, *, workers: int = 32,
+    def __init__(self, store: Store, scheduler: Scheduler, *, limits: SearcherLimits = SearcherLimits(),
+                 limit_overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
                  max_retries: int = 60, incomplete_retry_secs: float = 5,
                  lookup_timeout_secs: float = 300, lease_secs: float = 30,
                  channel: Optional[str] = None):
@@ -155,83 +113,40 @@ class Dispatcher(BaseComponent):
         self.max_retries = max_retries
         self.incomplete_retry_secs = incomplete_retry_secs
         self.lookup_timeout_secs = lookup_timeout_secs
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rc-cts-searcher")
+        self.async_loop = AsyncLoop()
+        self.registry = SearcherRegistry(self._make_bulkhead, limits, limit_overrides)
         self.active: Dict[str, Lookup] = {}
-        self.channels: Dict[str, List[PooledHandler]] = {}  # searcher channel -> its handlers
-        self.file_channels: set = set()  # channels with a searcher that declares upload_file = True
-        self._wrapped: Dict[Any, PooledHandler] = {}
+
+    def _make_bulkhead(self, label: str, limits: SearcherLimits) -> Bulkhead:
+        return Bulkhead(label, limits, self.scheduler, self._post, self.async_loop.loop)
+
+    def _post(self, fn: Callable[[], None]) -> None:
+        """From any thread: run ``fn`` in the loop thread."""
+        self.fire(run_in_loop(fn), self.channel)
+
+    @handler("run_in_loop")
+    def _on_run_in_loop(self, fn: Callable[[], None]) -> None:
+        fn()
 
     # -- searchers joining the tree ----------------------------------------------------------
-    @handler(channel="*", priority=1e9)
-    def _adopt_new_searchers(self, event, *args, **kwargs) -> None:
-        """Runs first for every event.  circuits clears its handler cache whenever a component
-        joins the tree, so a near-empty cache means something may have joined: adopt it
-        before this very event (a `registered`, a `generate_events`...) can reach a raw
-        catch-all handler.  Otherwise this costs one ``len``."""
-        if len(self.root._cache) <= 1:
-            self.adopt(self.root)
+    @handler("registered", channel="*", priority=1e9)
+    def _on_registered(self, event, component, manager) -> None:
+        """Adopt searchers as they join, before circuits dispatches any other event to them.
 
-    def adopt(self, component: BaseComponent) -> None:
-        """Route the searcher handlers of ``component`` and its children through the pool."""
-        replaced: Dict[Any, PooledHandler] = {}
-        for comp in _walk(component):
-            if getattr(comp, "_rc_cts_adopted_by", None) is not self:
-                comp._rc_cts_adopted_by = self
-                self._adopt_one(comp, replaced)
-        if replaced:
-            root = self.root
-            # The event being dispatched now (a searcher's own `registered`) has its handler
-            # list already; swap in place so not even that event reaches a raw catch-all.
-            for handlers in root._cache.values():
-                for i, h in enumerate(handlers):
-                    if h in replaced:
-                        handlers[i] = replaced[h]
-            root._cache_needs_refresh = True
-
-    def _adopt_one(self, comp: BaseComponent, replaced: Dict[Any, PooledHandler]) -> None:
-        if getattr(comp, "upload_file", False) is True and is_searcher_channel(getattr(comp, "channel", None)):
-            self.file_channels.add(comp.channel)
-        for methods in list(comp._handlers.values()):
-            for method in list(methods):
-                channel = method.channel if method.channel is not None else getattr(comp, "channel", None)
-                if isinstance(method, PooledHandler) or not is_searcher_channel(channel):
-                    continue
-                wrapper = replaced.get(method)  # one wrapper for a handler of several names
-                if wrapper is None:
-                    wrapper = PooledHandler(self, method, method.names, channel, method.priority,
-                                            bool(getattr(method, "event", False)))
-                    replaced[method] = wrapper
-                    self._add_channel_handler(wrapper)
-                methods.discard(method)
-                methods.add(wrapper)
-        if is_searcher_channel(getattr(comp, "channel", None)):
-            for name, member in inspect.getmembers(type(comp), callable):
-                if name.startswith(LEGACY_PREFIX) and not getattr(member, "handler", False):
-                    wrapper = PooledHandler(self, getattr(comp, name), (), comp.channel, 0,
-                                            True, legacy_name=name)
-                    comp._handlers.setdefault("*", set()).add(wrapper)
-                    replaced[wrapper] = wrapper
-                    self._add_channel_handler(wrapper)
-
-    def _add_channel_handler(self, wrapper: PooledHandler) -> None:
-        siblings = self.channels.setdefault(wrapper.channel, [])
-        same = sum(1 for other in siblings if other.label.split("#")[0] == wrapper.label)
-        if same:  # two instances of one class on a service: labels tell their answers apart
-            wrapper.label = f"{wrapper.label}#{same + 1}"
-        siblings.append(wrapper)
-        types = [n for n in wrapper.names if is_artifact_type_name(n)]
-        if wrapper.names and not types:
-            return  # an ordinary handler (e.g. ResilientComponent's `reload`): not a lookup one
-        LOG.info("searcher %s on channel %s for %s", wrapper.label, wrapper.channel,
-                 ", ".join(types) or (wrapper.legacy_name and wrapper.legacy_name[len(LEGACY_PREFIX):])
-                 or "every artifact type")
+        circuits picks an event's handlers before the first one runs, so a catch-all handler
+        adopted just now may be in this very event's list: the event is then stopped and fired
+        again, its list now without the catch-all, which thus sees lookups only."""
+        adopted = self.registry.adopt_tree(self.root)
+        if any(h.types is None and h.legacy_name is None for s in adopted for h in s.handlers):
+            event.stop()
+            self.fire(registered(component, manager), *event.channels)
 
     def has_searchers(self, channel: str) -> bool:
-        return channel in self.channels
+        return self.registry.has_service(channel)
 
     def wants_files(self, channel: str) -> bool:
         """Whether a searcher on the channel analyses files (``upload_file = True``)."""
-        return channel in self.file_channels
+        return self.registry.wants_files(channel)
 
     # -- lookups -----------------------------------------------------------------------------
     def start(self, record: LookupRecord, channel: str, file: Optional[ArtifactFile],
@@ -262,11 +177,17 @@ class Dispatcher(BaseComponent):
                      record.artifact.get("type"))
         lookup.deadline_timer = self.scheduler.call_later(self.lookup_timeout_secs,
                                                           self._time_out, lookup)
-        lookup.event = ThreatServiceLookupEvent(request_id=record.id, name=record.artifact["type"],
-                                                artifact=record.artifact, channel=channel,
-                                                file=file)
-        self.fire(lookup.event, channel)
-        self.fire(lookup_dispatched(record.id), self.channel)
+        for searcher_handler in self.registry.handlers_for(channel, lookup.event.name):
+            if rerun is not None and searcher_handler.label not in rerun:
+                continue  # answered in full in an earlier run
+            job = _Job(searcher_handler)
+            if rerun is not None:
+                job.attempts = rerun[searcher_handler.label]
+            lookup.jobs.append(job)
+            self._run(lookup, job)
+        if not lookup.jobs:
+            LOG.info("no searcher on %s handles %s", service_of(channel), lookup.event.name)
+            self._progress(lookup, changed=False)
         return lookup
 
     def rerun_missing(self, record: LookupRecord, channel: str, file: Optional[ArtifactFile],
@@ -291,49 +212,25 @@ class Dispatcher(BaseComponent):
             return None
         return self.start(replace(record, reruns=record.reruns + 1), channel, file, rerun=due)
 
-    def submit(self, event: ThreatServiceLookupEvent, wrapper: PooledHandler) -> None:
-        """Called by a PooledHandler, in the loop thread, while circuits dispatches ``event``."""
-        lookup = self.active.get(event.request_id)
-        if lookup is None or lookup.event is not event:
-            return  # fired by someone else: not ours to run
-        if lookup.rerun is not None and wrapper.label not in lookup.rerun:
-            return  # answered in full in an earlier run
-        job = _Job(wrapper, event, len(lookup.jobs))
-        if lookup.rerun is not None:
-            job.attempts = lookup.rerun[wrapper.label]
-        lookup.jobs.append(job)
-        self._run(lookup, job)
-
     def _run(self, lookup: Lookup, job: _Job) -> None:
-        job.attempts += 1
-        lookup.running.add(job)
-        future = self.pool.submit(call_searcher, job.handler.fn, job.handler.label, job.event,
-                                  job.handler.pass_event)
-        future.add_done_callback(lambda f, rid=lookup.id, job=job: self._on_future_done(f, rid, job))
-
-    def _on_future_done(self, future, rid: str, job: _Job) -> None:
-        """In the worker thread: hand the outcome to the loop (call_searcher catches Exception;
-        a cancelled call, at shutdown, or a BaseException still ends the job)."""
-        if future.cancelled():
+        h = job.handler
+        worker = call_async_searcher if h.is_async else call_searcher
+        work = functools.partial(worker, h.fn, h.label, lookup.event, h.pass_event)
+        call = h.searcher.bulkhead.submit(work, h.is_async,
+                                          lambda outcome: self._on_call_done(lookup, job, outcome))
+        if call is None:  # the searcher's queue is full: the lookup stays pending, offered again
+            lookup.retrying.add(job)
+            self.scheduler.call_later(DEFER_RETRY_SECS, self._retry, lookup, job)
             return
-        outcome = future.result() if future.exception() is None else Outcome(FAILED)
-        self.fire(searcher_done(rid, job, outcome), self.channel)
+        job.attempts += 1
+        job.call = call
+        lookup.running.add(job)
 
-    @handler("lookup_dispatched")
-    def _on_dispatched(self, rid: str) -> None:
-        lookup = self.active.get(rid)
-        if lookup is not None:
-            lookup.dispatched = True
-            if not lookup.jobs:
-                LOG.info("no searcher on %s handles %s", lookup.channel, lookup.record.artifact["type"])
-            self._progress(lookup, changed=False)
-
-    @handler("searcher_done")
-    def _on_searcher_done(self, rid: str, job: _Job, outcome: Outcome) -> None:
-        lookup = self.active.get(rid)
-        if lookup is None or job not in lookup.running:
+    def _on_call_done(self, lookup: Lookup, job: _Job, outcome: Outcome) -> None:
+        if self.active.get(lookup.id) is not lookup or job not in lookup.running:
             return  # the lookup timed out meanwhile
         lookup.running.discard(job)
+        job.call = None
         lookup.hits[job] = outcome.hits
         job.status = outcome.status
         if outcome.status == INCOMPLETE:
@@ -342,7 +239,7 @@ class Dispatcher(BaseComponent):
                 self.scheduler.call_later(self.incomplete_retry_secs, self._retry, lookup, job)
             else:
                 LOG.warning("searcher %s still incomplete for %s after %d attempts: giving up "
-                            "for this round", job.handler.label, rid, job.attempts)
+                            "for this round", job.handler.label, lookup.id, job.attempts)
         self._progress(lookup, changed=bool(outcome.hits))
 
     def _retry(self, lookup: Lookup, job: _Job) -> None:
@@ -351,7 +248,7 @@ class Dispatcher(BaseComponent):
             self._run(lookup, job)
 
     def _progress(self, lookup: Lookup, changed: bool) -> None:
-        if lookup.dispatched and not lookup.running and not lookup.retrying:
+        if not lookup.running and not lookup.retrying:
             self._finish(lookup)
         elif changed:
             try:  # hits found so far, for GETs on other replicas; the final write matters more
@@ -365,6 +262,9 @@ class Dispatcher(BaseComponent):
             LOG.warning("lookup %s timed out after %ss without %s: kept incomplete, so that "
                         "later polls and POSTs run it again", lookup.id, self.lookup_timeout_secs,
                         ", ".join(late))
+            for job in lookup.running | lookup.retrying:
+                if job.call is not None:
+                    job.handler.searcher.bulkhead.cancel(job.call)
             self._finish(lookup)
 
     def _backoff_secs(self, reruns: int) -> float:
@@ -385,6 +285,7 @@ class Dispatcher(BaseComponent):
         else:
             LOG.info("lookup %s %s done: %d hits", lookup.id, record.artifact["type"], len(record.hits))
         LOG.debug("lookup %s value %r", lookup.id, str(record.artifact["value"])[:80])
+        lookup.final = record
         waiters, lookup.waiters = lookup.waiters, []
         for callback, timer in waiters:
             timer.cancel()
@@ -477,6 +378,9 @@ class Dispatcher(BaseComponent):
 
     def wait(self, lookup: Lookup, timeout: float, callback: Callable[[Optional[LookupRecord]], None]) -> None:
         """Call ``callback(record)`` when the lookup completes, or ``callback(None)`` after ``timeout``."""
+        if lookup.final is not None:  # it ended as it started (no searcher for the type)
+            callback(lookup.final)
+            return
         if timeout <= 0:
             callback(None)
             return
@@ -496,15 +400,9 @@ class Dispatcher(BaseComponent):
 
     @handler("stopped", channel="*")
     def _on_stopped(self, component) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        for searcher in self.registry.searchers():
+            searcher.bulkhead.shutdown()
+        self.async_loop.stop()
         for lookup in self.active.values():
             if lookup.file is not None:
                 lookup.file.close()  # nothing left behind in upload_dir
-
-
-def _walk(component: BaseComponent):
-    stack = [component]
-    while stack:
-        comp = stack.pop()
-        yield comp
-        stack.extend(comp.components)

@@ -9,24 +9,19 @@ from __future__ import annotations
 
 import json
 import logging
-import ssl
 import time
 from typing import Any, Callable, Dict, Optional
 
 import h11
 from circuits import BaseComponent, handler
-from circuits.core.pollers import BasePoller, EPoll
-from circuits.core.utils import findcmp
-from circuits.net.events import read as read_event, ready
-from circuits.net.sockets import TCPServer
 
 from .errors import HttpError
+from .listener import Listener
 from .scheduler import Scheduler
 
 LOG = logging.getLogger(__name__)
 
 READ_SIZE = 65536
-HANDSHAKE_TIMEOUT = 10.0
 MAX_BUFFERED_WHILE_BUSY = 1024 * 1024
 MAX_HEADER_BYTES = 16 * 1024
 LINGER_SECS = 2.0                 # after refusing a request, read what the client still sends
@@ -80,86 +75,6 @@ class _Connection:
         self.linger_budget = 0
 
 
-class _Listener(TCPServer):
-    """circuits' TCPServer, with a TLS handshake that never blocks the loop and
-    reads that drain the TLS buffer (bodies larger than one read hang otherwise),
-    and epoll rather than select (which stalls near 1,100 sockets)."""
-
-    @handler("registered", "started", channel="*", override=True)
-    def _on_registered_or_started(self, component, manager=None):
-        if self._poller is not None or component is not self:
-            return
-        poller = findcmp(self.root, BasePoller)
-        if poller is None:
-            poller = EPoll().register(self)
-        self._poller = poller
-        poller.addReader(self, self._sock)
-        self.fire(ready(self, (self.host, self.port)))
-
-    def _read(self, sock):
-        if sock not in self._clients:
-            return
-        try:
-            data = sock.recv(self._bufsize)
-            if isinstance(sock, ssl.SSLSocket):
-                while data and sock.pending():
-                    data += sock.recv(sock.pending())
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
-            return
-        except OSError:
-            self._close(sock)
-            return
-        if data:
-            self.fire(read_event(sock, data))
-        else:
-            self.close(sock)
-
-    def _write(self, sock, data):
-        if sock not in self._clients:
-            return
-        try:
-            sent = sock.send(data)
-            if sent < len(data):
-                self._buffers[sock].appendleft(data[sent:])
-        except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
-            self._buffers[sock].appendleft(data)
-        except OSError:
-            self._close(sock)
-
-    def _do_handshake(self, sock, fire_connect_event=True):
-        context = self._ssl_context()
-        try:
-            tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        except OSError:
-            sock.close()
-            return
-        tls.setblocking(False)
-        deadline = time.monotonic() + HANDSHAKE_TIMEOUT
-        while True:
-            try:
-                tls.do_handshake()
-                break
-            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                if time.monotonic() > deadline:
-                    LOG.info("TLS handshake timed out")
-                    tls.close()
-                    return
-                yield
-            except (ssl.SSLError, OSError) as exc:
-                LOG.info("TLS handshake failed: %s", exc)
-                tls.close()
-                return
-        self._on_accept_done(tls, fire_connect_event)
-
-    def _ssl_context(self) -> ssl.SSLContext:
-        context = getattr(self, "_context", None)
-        if context is None:
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(self.certfile, self.keyfile)
-            self._context = context
-        return context
-
-
 class HttpServer(BaseComponent):
     """Serves ``app``: ``app.begin(request)`` when the headers are in (returns the body
     parser, or raises HttpError), ``app.handle(request, respond)`` when the body is in."""
@@ -177,10 +92,10 @@ class HttpServer(BaseComponent):
         self.max_connections = max_connections
         self._scheduler = scheduler
         self._conns: Dict[Any, _Connection] = {}
-        self.listener = _Listener(bind, secure=secure, certfile=certfile, keyfile=keyfile,
+        self.listener = Listener(bind, secure=secure, certfile=certfile, keyfile=keyfile,
                                   bufsize=READ_SIZE, channel=self.channel)
         if secure:
-            self.listener._ssl_context()  # a bad certificate fails at start, not per client
+            self.listener.ssl_context()  # a bad certificate fails at start, not per client
         self.listener.register(self)
         scheduler.call_every(SWEEP_INTERVAL, self._sweep)
 

@@ -25,6 +25,7 @@ def build(opts: Mapping[str, Any], searchers: Optional[Iterable[BaseComponent]] 
     root = Manager()
     service = CustomThreatService(opts).register(root)
     for searcher in searchers:
+        service.dispatcher.registry.adopt_tree(searcher)  # before it joins: it never sees circuits' events
         searcher.register(root)
     for error in errors:
         LOG.error("searcher not loaded: %s", error)

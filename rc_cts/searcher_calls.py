@@ -1,11 +1,15 @@
 """Running one searcher handler, off the event loop, and turning what it gave into hits.
 
 Searchers return a hit, a list of hits, None, or yield any of those; they may
-raise ThreatLookupIncompleteException to be asked again, or fail.  Each call
-ends in exactly one ``Outcome``.
+raise ThreatLookupIncompleteException to be asked again, or fail.  A handler
+written as ``async def`` (a coroutine or an async generator) is awaited on the
+framework's asyncio loop instead of a thread.  Each call ends in exactly one
+``Outcome``.
 """
 from __future__ import annotations
 
+import asyncio
+import inspect
 import json
 import logging
 import types
@@ -16,13 +20,19 @@ from .events import ThreatLookupIncompleteException
 
 LOG = logging.getLogger(__name__)
 
-DONE, INCOMPLETE, FAILED = "done", "incomplete", "failed"
+DONE, INCOMPLETE, FAILED, TIMED_OUT = "done", "incomplete", "failed", "timed out"
 
 
 @dataclass
 class Outcome:
-    status: str                      # DONE, INCOMPLETE or FAILED
+    status: str                      # DONE, INCOMPLETE, FAILED or TIMED_OUT
     hits: List[dict] = field(default_factory=list)
+
+
+def is_async_handler(fn: Callable) -> bool:
+    """Whether the handler is awaited on the asyncio loop rather than run in a thread."""
+    target = getattr(fn, "__func__", fn)
+    return inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)
 
 
 def call_searcher(fn: Callable, name: str, event: Any, pass_event: bool) -> Outcome:
@@ -32,13 +42,35 @@ def call_searcher(fn: Callable, name: str, event: Any, pass_event: bool) -> Outc
         result = fn(event) if pass_event else fn()
         _collect(result, hits, name)
         return Outcome(DONE, hits)
-    except ThreatLookupIncompleteException as exc:
+    except Exception as exc:
+        return _failed(exc, hits, name, event)
+
+
+async def call_async_searcher(fn: Callable, name: str, event: Any, pass_event: bool) -> Outcome:
+    """Await an ``async def`` handler and collect its hits. Runs on the asyncio loop."""
+    hits: List[dict] = []
+    try:
+        result = fn(event) if pass_event else fn()
+        if inspect.isasyncgen(result):
+            async for item in result:
+                _collect(item, hits, name)
+        else:
+            _collect(await result if inspect.isawaitable(result) else result, hits, name)
+        return Outcome(DONE, hits)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        return _failed(exc, hits, name, event)
+
+
+def _failed(exc: Exception, hits: List[dict], name: str, event: Any) -> Outcome:
+    if isinstance(exc, ThreatLookupIncompleteException):
         LOG.info("searcher %s: lookup %s incomplete (%s); it will be asked again",
                  name, event.request_id, exc)
         return Outcome(INCOMPLETE, hits)
-    except Exception:
-        LOG.exception("searcher %s failed on %s lookup %s", name, event.name, event.request_id)
-        return Outcome(FAILED, [])
+    LOG.error("searcher %s failed on %s lookup %s", name, event.name, event.request_id,
+              exc_info=(type(exc), exc, exc.__traceback__))
+    return Outcome(FAILED, [])
 
 
 def _collect(result: Any, hits: List[dict], name: str) -> None:

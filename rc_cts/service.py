@@ -11,9 +11,11 @@ from typing import Any, Mapping, Optional
 
 from circuits import BaseComponent, handler
 
-from .config import Settings, settings_from_opts
+from .bulkhead import SearcherLimits
+from .config import Settings, service_limits_from_opts, settings_from_opts
 from .dispatch import Dispatcher
 from .httpserver import HttpServer
+from .registry import service_of
 from .scheduler import Scheduler
 from .store import Store, open_store
 from .web import ThreatServiceApp
@@ -33,7 +35,10 @@ class CustomThreatService(BaseComponent):
         s = self.settings
         self.store = store or open_store(s)
         self.scheduler = Scheduler().register(self)
-        self.dispatcher = Dispatcher(self.store, self.scheduler, workers=s.workers,
+        limits = SearcherLimits(max_concurrency=s.workers, max_queue=s.max_queue,
+                                call_timeout_secs=s.call_timeout_secs, max_abandoned=s.workers)
+        self.dispatcher = Dispatcher(self.store, self.scheduler, limits=limits,
+                                     limit_overrides=service_limits_from_opts(opts or {}),
                                      max_retries=s.max_retries,
                                      incomplete_retry_secs=s.incomplete_retry_secs,
                                      lookup_timeout_secs=s.lookup_timeout_secs,
@@ -53,11 +58,11 @@ class CustomThreatService(BaseComponent):
 
     @handler("started", channel="*")
     def _on_started(self, component) -> None:
-        channels = sorted(self.dispatcher.channels)
+        channels = self.dispatcher.registry.channels()
         if not channels:
             LOG.warning("no searchers are installed: every service name will answer 404")
         for channel in channels:
-            LOG.info("serving %s/%s", self.url, channel.split(".", 1)[1].replace(".", "/"))
+            LOG.info("serving %s/%s", self.url, service_of(channel))
 
     @handler("signal", channel="*")
     def _on_signal(self, signo, stack) -> None:

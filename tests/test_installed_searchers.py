@@ -25,7 +25,7 @@ prefix = from-config
 
 def test_unmodified_original_style_package(run_cli, legacy_searcher_path):
     proc = run_cli(CONFIG, pythonpath=[legacy_searcher_path])
-    assert "LegacyExampleSearcher._lookup on channel cts_search.legacy_example" in proc.log
+    assert "searcher LegacyExampleSearcher._lookup on legacy_example for every artifact type" in proc.log
     c = Client(proc.url + "/cts")
     r = c.post("legacy_example", {"type": "net.uri", "value": "http://bad.example"})
     assert r.status == 200, r

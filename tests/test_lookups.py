@@ -234,7 +234,7 @@ def test_searcher_registered_while_running_gets_only_lookups(start_service):
 def test_a_handler_for_several_types_is_wrapped_once(start_service, caplog):
     import logging
     from circuits import BaseComponent, handler
-    caplog.set_level(logging.INFO, logger="rc_cts.dispatch")
+    caplog.set_level(logging.INFO, logger="rc_cts.registry")
     from rc_cts import Hit, StringProp
 
     class Hashes(BaseComponent):
@@ -248,5 +248,8 @@ def test_a_handler_for_several_types_is_wrapped_once(start_service, caplog):
     c = svc.client()
     for kind in ("hash.md5", "hash.sha1"):
         assert hit_props(c.post("hashes", {"type": kind, "value": "ab"}).json["hits"][0])["Type"]["value"] == kind
-    assert len(svc.service.dispatcher.channels[searcher_channel("hashes")]) == 1
-    assert sum("Hashes.lookup on channel" in r.getMessage() for r in caplog.records) == 1
+    registry = svc.service.dispatcher.registry
+    assert registry.handlers_for(searcher_channel("hashes"), "hash.md5") == \
+        registry.handlers_for(searcher_channel("hashes"), "hash.sha1")
+    assert len(registry.handlers_for(searcher_channel("hashes"), "hash.md5")) == 1
+    assert sum("searcher Hashes.lookup on hashes" in r.getMessage() for r in caplog.records) == 1

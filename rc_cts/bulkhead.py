@@ -1,0 +1,210 @@
+"""One searcher's share of the service: its own threads, a bounded queue, a timeout per call.
+
+A searcher whose API is slow or down can only use up its own bulkhead: other
+searchers, and other services, keep their threads and answer at their own speed.
+All methods but the worker's done callback run in the event loop thread; the
+callback hops back there through ``post``.
+"""
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Deque, List, Optional
+
+from .scheduler import Scheduler, TimerHandle
+from .searcher_calls import FAILED, TIMED_OUT, Outcome
+
+LOG = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+Post = Callable[[Callable[[], None]], None]           # run a callable in the loop thread
+OnDone = Callable[[Outcome], None]
+
+
+@dataclass(frozen=True)
+class SearcherLimits:
+    """How much of the service one searcher may take.
+
+    ``max_abandoned`` bounds the threads left running by calls that passed their timeout
+    (a thread cannot be killed): while that many are still stuck, new calls wait in the queue,
+    so a hung API costs its own searcher at most ``max_concurrency + max_abandoned`` threads.
+    """
+    max_concurrency: int = 32
+    max_queue: int = 1000
+    call_timeout_secs: float = 60.0
+    max_abandoned: int = 32
+
+    FIELDS = ("max_concurrency", "max_queue", "call_timeout_secs", "max_abandoned")
+
+    def problems(self) -> List[str]:
+        return [f"{name} must be greater than 0" for name in self.FIELDS if not getattr(self, name) > 0]
+
+
+@dataclass
+class SearcherStats:
+    """Counters for the operations work to export (metrics, ``rc-cts searchers``)."""
+    calls: int = 0
+    done: int = 0
+    failed: int = 0
+    timed_out: int = 0
+    deferred: int = 0          # calls refused because the queue was full; the lookup stays pending
+    latency_counts: List[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+    latency_sum: float = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        self.latency_sum += seconds
+
+
+class Call:
+    """One handler call in a bulkhead: queued, running, abandoned (past its timeout) or ended."""
+
+    __slots__ = ("work", "is_async", "on_done", "state", "future", "timer", "started")
+
+    def __init__(self, work: Callable[[], Any], is_async: bool, on_done: OnDone):
+        self.work = work            # sync: returns an Outcome; async: returns a coroutine of one
+        self.is_async = is_async
+        self.on_done = on_done
+        self.state = "queued"
+        self.future: Optional[Future] = None
+        self.timer: Optional[TimerHandle] = None
+        self.started = 0.0
+
+
+class Bulkhead:
+    """At most ``max_concurrency`` calls at once, at most ``max_queue`` waiting, each given up
+    after ``call_timeout_secs`` (its slot is freed and the call ends ``TIMED_OUT``)."""
+
+    def __init__(self, label: str, limits: SearcherLimits, scheduler: Scheduler, post: Post,
+                 async_loop: Callable[[], asyncio.AbstractEventLoop]):
+        self.label = label
+        self.limits = limits
+        self.stats = SearcherStats()
+        self._scheduler = scheduler
+        self._post = post
+        self._async_loop = async_loop
+        self._waiting: Deque[Call] = deque()
+        self._running = 0
+        self._abandoned = 0
+        self._pool: Optional[ThreadPoolExecutor] = None  # made on the first sync call
+
+    @property
+    def in_flight(self) -> int:
+        return self._running
+
+    @property
+    def queued(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def abandoned(self) -> int:
+        return self._abandoned
+
+    def submit(self, work: Callable[[], Any], is_async: bool, on_done: OnDone) -> Optional[Call]:
+        """Start or queue the call; None if the queue is full (the caller defers the lookup)."""
+        call = Call(work, is_async, on_done)
+        if self._has_room():
+            self._start(call)
+        elif len(self._waiting) < self.limits.max_queue:
+            self._waiting.append(call)
+        else:
+            self.stats.deferred += 1
+            return None
+        return call
+
+    def cancel(self, call: Call) -> None:
+        """Drop a call nobody waits for any more, if it has not started."""
+        if call.state == "queued":
+            call.state = "ended"
+            try:
+                self._waiting.remove(call)
+            except ValueError:
+                pass
+
+    def shutdown(self) -> None:
+        for call in self._waiting:
+            call.state = "ended"
+        self._waiting.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- internals ---------------------------------------------------------------------------
+    def _has_room(self) -> bool:
+        limits = self.limits
+        return (self._running < limits.max_concurrency
+                and self._running + self._abandoned < limits.max_concurrency + limits.max_abandoned)
+
+    def _start(self, call: Call) -> None:
+        call.state = "running"
+        call.started = time.monotonic()
+        self._running += 1
+        self.stats.calls += 1
+        call.timer = self._scheduler.call_later(self.limits.call_timeout_secs, self._timed_out, call)
+        if call.is_async:
+            call.future = asyncio.run_coroutine_threadsafe(call.work(), self._async_loop())
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.limits.max_concurrency + self.limits.max_abandoned,
+                    thread_name_prefix=f"rc-cts-{self.label}")
+            call.future = self._pool.submit(call.work)
+        call.future.add_done_callback(lambda future, call=call: self._post(lambda: self._ended(call, future)))
+
+    def _ended(self, call: Call, future: Future) -> None:
+        """In the loop thread, once the worker or the coroutine has returned."""
+        if call.state == "abandoned":
+            self._abandoned -= 1
+        elif call.state == "running":
+            self._running -= 1
+            if call.timer is not None:
+                call.timer.cancel()
+            if future.cancelled() or future.exception() is not None:
+                outcome = Outcome(FAILED)  # call_searcher catches Exception: a BaseException got out
+            else:
+                outcome = future.result()
+            self._count(outcome, time.monotonic() - call.started)
+            self._finish(call, outcome)
+        self._drain()
+
+    def _timed_out(self, call: Call) -> None:
+        if call.state != "running":
+            return
+        LOG.warning("searcher %s: a call passed call_timeout_secs (%ss); its slot is freed",
+                    self.label, self.limits.call_timeout_secs)
+        call.state = "abandoned"
+        self._running -= 1
+        self._abandoned += 1
+        if call.future is not None:
+            call.future.cancel()  # ends a coroutine now; a thread runs on until it returns
+        self._count(Outcome(TIMED_OUT), self.limits.call_timeout_secs)
+        self._finish(call, Outcome(TIMED_OUT))
+        self._drain()
+
+    def _finish(self, call: Call, outcome: Outcome) -> None:
+        on_done, call.on_done = call.on_done, None
+        if call.state == "running":
+            call.state = "ended"
+        if on_done is not None:
+            on_done(outcome)
+
+    def _count(self, outcome: Outcome, seconds: float) -> None:
+        stats = self.stats
+        if outcome.status == TIMED_OUT:
+            stats.timed_out += 1
+        elif outcome.status == FAILED:
+            stats.failed += 1
+        else:
+            stats.done += 1
+        stats.observe(seconds)
+
+    def _drain(self) -> None:
+        while self._waiting and self._has_room():
+            call = self._waiting.popleft()
+            if call.state == "queued":
+                self._start(call)

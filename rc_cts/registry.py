@@ -1,0 +1,194 @@
+"""The searcher registry: which handler answers which artifact type on which service.
+
+Searchers stay circuits components, written as the original asked, but lookups
+do not travel through circuits' event loop.  When a searcher component joins the
+tree, each of its lookup handlers is recorded here with the service (channel), the
+artifact types it answers (or all of them), and the searcher's limits, and is
+taken out of circuits' dispatch with ``removeHandler``.  A lookup then calls the
+recorded handlers directly, each searcher in its own bulkhead.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Dict, FrozenSet, Iterator, List, Mapping, Optional
+
+from circuits import BaseComponent
+
+from .artifacts import LEGACY_PREFIX, is_artifact_type_name, legacy_method_name
+from .bulkhead import Bulkhead, SearcherLimits
+from .hits import SEARCHER_CHANNEL_PREFIX
+from .searcher_calls import is_async_handler
+
+LOG = logging.getLogger(__name__)
+
+MakeBulkhead = Callable[[str, SearcherLimits], Bulkhead]
+
+
+def is_searcher_channel(channel: Any) -> bool:
+    return isinstance(channel, str) and channel.startswith(SEARCHER_CHANNEL_PREFIX)
+
+
+def service_of(channel: str) -> str:
+    """``searcher_channel("a", "b")`` -> ``"a/b"``: the service served at ``<urlbase>/a/b``."""
+    return channel[len(SEARCHER_CHANNEL_PREFIX):].replace(".", "/")
+
+
+@dataclass(eq=False)
+class SearcherHandler:
+    """One lookup handler of a searcher component."""
+    label: str                        # "ClassName.method", unique on its service
+    channel: str
+    fn: Callable
+    pass_event: bool
+    types: Optional[FrozenSet[str]]   # None: a catch-all, for every artifact type
+    legacy_name: Optional[str]        # `_lookup_net_uri` style method (no decorator)
+    searcher: "Searcher"
+    is_async: bool = False
+
+    def matches(self, artifact_type: str) -> bool:
+        if self.legacy_name is not None:
+            return legacy_method_name(artifact_type) == self.legacy_name
+        return self.types is None or artifact_type in self.types
+
+
+@dataclass(eq=False)
+class Searcher:
+    """A searcher component, its handlers and its bulkhead."""
+    component: BaseComponent
+    bulkhead: Bulkhead
+    handlers: List[SearcherHandler] = field(default_factory=list)
+
+    @property
+    def wants_files(self) -> bool:
+        return getattr(self.component, "upload_file", False) is True
+
+
+class SearcherRegistry:
+    """Searchers by service; ``adopt`` is called in the event loop thread or before it runs."""
+
+    def __init__(self, make_bulkhead: MakeBulkhead, defaults: SearcherLimits,
+                 overrides: Optional[Mapping[str, Mapping[str, Any]]] = None):
+        self._make_bulkhead = make_bulkhead
+        self._defaults = defaults
+        self._overrides = overrides or {}
+        self._adopted: Dict[int, Searcher] = {}
+        self._by_channel: Dict[str, List[SearcherHandler]] = {}
+
+    # -- queries -----------------------------------------------------------------------------
+    def handlers_for(self, channel: str, artifact_type: str) -> List[SearcherHandler]:
+        return [h for h in self._by_channel.get(channel, ()) if h.matches(artifact_type)]
+
+    def has_service(self, channel: str) -> bool:
+        return channel in self._by_channel
+
+    def wants_files(self, channel: str) -> bool:
+        """Whether a searcher on the channel analyses files (``upload_file = True``)."""
+        return any(h.searcher.wants_files for h in self._by_channel.get(channel, ()))
+
+    def channels(self) -> List[str]:
+        return sorted(self._by_channel)
+
+    def searchers(self) -> List[Searcher]:
+        return list(self._adopted.values())
+
+    # -- adoption ----------------------------------------------------------------------------
+    def adopt_tree(self, root: BaseComponent) -> List[Searcher]:
+        """Adopt every searcher in the tree not adopted yet; returns the new ones."""
+        return [s for s in (self.adopt(c) for c in _walk(root)) if s is not None]
+
+    def adopt(self, component: BaseComponent) -> Optional[Searcher]:
+        """Record the component's lookup handlers and take them out of circuits' dispatch.
+        None if it has none, or was adopted already."""
+        if id(component) in self._adopted:
+            return None
+        found = list(_lookup_handlers(component))
+        if not found:
+            return None
+        own_channel = getattr(component, "channel", None)
+        label = type(component).__name__
+        limits = self._limits_for(component, own_channel if is_searcher_channel(own_channel)
+                                  else found[0][1])
+        searcher = Searcher(component, self._make_bulkhead(label, limits))
+        self._adopted[id(component)] = searcher
+        for method, channel, names, legacy_name in found:
+            types = None if not names and legacy_name is None else frozenset(names)
+            handler = SearcherHandler(self._unique_label(channel, f"{label}.{method.__name__}"),
+                                      channel, method, legacy_name is not None or bool(getattr(method, "event", False)),
+                                      types, legacy_name, searcher, is_async_handler(method))
+            searcher.handlers.append(handler)
+            self._by_channel.setdefault(channel, []).append(handler)
+            _take_out_of_circuits(component, method, names)
+            LOG.info("searcher %s on %s for %s%s", handler.label, service_of(channel),
+                     ", ".join(sorted(names)) or (legacy_name and legacy_name[len(LEGACY_PREFIX):])
+                     or "every artifact type", " (async)" if handler.is_async else "")
+        return searcher
+
+    def _unique_label(self, channel: str, label: str) -> str:
+        """Two instances of one class on a service: labels tell their answers apart."""
+        same = sum(1 for h in self._by_channel.get(channel, ()) if h.label.split("#")[0] == label)
+        return f"{label}#{same + 1}" if same else label
+
+    def _limits_for(self, component: BaseComponent, channel: str) -> SearcherLimits:
+        """Defaults, then the searcher's class attributes, then app.config's section for the service."""
+        limits = self._defaults
+        for source, values in (("class attributes of " + type(component).__name__,
+                                {n: getattr(component, n) for n in SearcherLimits.FIELDS if hasattr(component, n)}),
+                               ("app.config", self._overrides.get(service_of(channel), {}))):
+            try:
+                candidate = replace(limits, **{n: type(getattr(limits, n))(v) for n, v in values.items()})
+            except (TypeError, ValueError) as exc:
+                LOG.error("searcher %s: limits from %s ignored: %s", type(component).__name__, source, exc)
+                continue
+            problems = candidate.problems()
+            if problems:
+                LOG.error("searcher %s: limits from %s ignored: %s", type(component).__name__, source,
+                          "; ".join(problems))
+                continue
+            limits = candidate
+        return limits
+
+
+def _lookup_handlers(component: BaseComponent) -> Iterator[tuple]:
+    """(method, channel, artifact type names, legacy name) for each lookup handler."""
+    own_channel = getattr(component, "channel", None)
+    seen = set()
+    for name, member in inspect.getmembers(component):
+        if not callable(member) or getattr(member, "__self__", None) is not component:
+            continue
+        func = getattr(member, "__func__", None)
+        if func in seen:
+            continue
+        if getattr(member, "handler", False) is True:
+            channel = member.channel if member.channel is not None else own_channel
+            if not is_searcher_channel(channel):
+                continue
+            names = frozenset(n for n in member.names if is_artifact_type_name(n))
+            if member.names and not names:
+                continue  # an ordinary handler (ResilientComponent's `reload`...): circuits keeps it
+            seen.add(func)
+            yield member, channel, names, None
+        elif name.startswith(LEGACY_PREFIX) and is_searcher_channel(own_channel):
+            seen.add(func)
+            yield member, own_channel, frozenset(), name
+
+
+def _take_out_of_circuits(component: BaseComponent, method: Callable, names: FrozenSet[str]) -> None:
+    """Lookup handlers get lookups only, called by the registry: a catch-all no longer sees
+    circuits' own events, and a handler named for artifact types keeps its other names."""
+    if not getattr(method, "handler", False):
+        return  # a `_lookup_<type>` method was never a circuits handler
+    for name in names or ("*",):
+        try:
+            component.removeHandler(method, name)
+        except (KeyError, ValueError):
+            pass  # not registered under that name (an inherited alias, removed already)
+
+
+def _walk(component: BaseComponent) -> Iterator[BaseComponent]:
+    stack = [component]
+    while stack:
+        comp = stack.pop()
+        yield comp
+        stack.extend(comp.components)
