@@ -11,7 +11,7 @@ from typing import List, Optional
 
 from . import __version__
 from .config import ConfigError, find_config_file, read_config_file, settings_from_opts
-from .registry import service_of
+from .lookups.registry import service_of
 from .store import StoreError
 
 LOG = logging.getLogger("rc_cts")

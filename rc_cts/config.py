@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any, Dict, Mapping, Optional, get_type_hints
 
+from .lookups.bulkhead import LIMIT_KINDS
+
 STORES = ("memory", "sqlite", "redis")
 WEB_SECTION = "webserver"
 CTS_SECTION = "custom_threat_service"
@@ -148,7 +150,6 @@ def _validate(s: Settings) -> None:
 
 
 SERVICE_SECTION_PREFIX = CTS_SECTION + "."   # [custom_threat_service.<service>]: one service's limits
-SERVICE_LIMITS = {"max_concurrency": int, "max_queue": int, "call_timeout_secs": float}
 
 
 def service_limits_from_opts(opts: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
@@ -162,9 +163,9 @@ def service_limits_from_opts(opts: Mapping[str, Any]) -> Dict[str, Dict[str, Any
         service = section[len(SERVICE_SECTION_PREFIX):].strip("/")
         limits: Dict[str, Any] = {}
         for name, value in values.items():
-            kind = SERVICE_LIMITS.get(name)
+            kind = LIMIT_KINDS.get(name)
             if kind is None:
-                raise ConfigError(f"[{section}] option {name!r} is not one of {', '.join(SERVICE_LIMITS)}")
+                raise ConfigError(f"[{section}] option {name!r} is not one of {', '.join(LIMIT_KINDS)}")
             limits[name] = _convert(f"[{section}] {name}", value, None, kind)
             if not limits[name] > 0:
                 raise ConfigError(f"[{section}] option {name!r} must be greater than 0")

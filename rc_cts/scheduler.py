@@ -12,23 +12,29 @@ import itertools
 import time
 from typing import Any, Callable, List, Tuple
 
-from circuits import BaseComponent, handler
+from circuits import BaseComponent, Event, handler
 
 LOG = logging.getLogger(__name__)
 
 
 class TimerHandle:
-    __slots__ = ("cancelled",)
+    __slots__ = ("cancelled", "when")
 
-    def __init__(self) -> None:
+    def __init__(self, when: float) -> None:
         self.cancelled = False
+        self.when = when  # time.monotonic() at which it fires
 
     def cancel(self) -> None:
         self.cancelled = True
 
 
+class run_in_loop(Event):
+    """Run a callable in the event loop thread (fired from other threads)."""
+
+
 class Scheduler(BaseComponent):
-    """``call_later`` for code running in the event loop thread."""
+    """``call_later`` for code running in the event loop thread, and ``call_soon_threadsafe``
+    for other threads to hand work to it."""
 
     def __init__(self, channel: str = "rc_cts.scheduler"):
         super().__init__(channel=channel)
@@ -36,10 +42,17 @@ class Scheduler(BaseComponent):
         self._seq = itertools.count()
 
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> TimerHandle:
-        handle = TimerHandle()
-        heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay), next(self._seq),
-                                    handle, fn, args))
+        handle = TimerHandle(time.monotonic() + max(0.0, delay))
+        heapq.heappush(self._heap, (handle.when, next(self._seq), handle, fn, args))
         return handle
+
+    def call_soon_threadsafe(self, fn: Callable[[], Any]) -> None:
+        """From any thread: run ``fn`` in the loop thread (one circuits event, about 0.2 ms)."""
+        self.fire(run_in_loop(fn), self.channel)
+
+    @handler("run_in_loop")
+    def _on_run_in_loop(self, fn: Callable[[], Any]) -> None:
+        fn()
 
     def call_every(self, interval: float, fn: Callable[[], Any]) -> None:
         def tick() -> None:

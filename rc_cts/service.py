@@ -1,7 +1,12 @@
-"""The threat service as one circuits component: web server, dispatcher, store and timers.
+"""The threat service as one circuits component: it joins the host's component tree and
+serves from an engine of its own.
 
-It is built from ``opts`` alone, so the standalone runner and the
-resilient-circuits daemon create it the same way.
+The host is the standalone runner's Manager or the resilient-circuits daemon; the
+searchers are components in the host's tree, where the service adopts them as they
+join.  The HTTP front, the lookups and their timers run in the engine: a second
+circuits Manager in a thread of its own, so a host loop that blocks (resilient-circuits
+retrying an unreachable STOMP broker) does not stall a single answer.  It is built
+from ``opts`` alone, so the runner and the daemon create it the same way.
 """
 from __future__ import annotations
 
@@ -9,15 +14,18 @@ import logging
 import signal
 from typing import Any, Mapping, Optional
 
-from circuits import BaseComponent, handler
+from circuits import BaseComponent, Manager, handler
+from circuits.core.events import registered
 
-from .bulkhead import SearcherLimits
 from .config import Settings, service_limits_from_opts, settings_from_opts
-from .dispatch import Dispatcher
 from .httpserver import HttpServer
-from .registry import service_of
+from .lookups.bulkhead import SearcherLimits
+from .lookups.dispatcher import Dispatcher
+from .lookups.registry import service_of
+from .lookups.results import Results
 from .scheduler import Scheduler
 from .store import Store, open_store
+from .store.gate import StoreGate
 from .web import ThreatServiceApp
 
 LOG = logging.getLogger(__name__)
@@ -34,35 +42,62 @@ class CustomThreatService(BaseComponent):
         self.settings = settings or settings_from_opts(opts or {})
         s = self.settings
         self.store = store or open_store(s)
-        self.scheduler = Scheduler().register(self)
+        self.engine = Manager()
+        self.scheduler = Scheduler().register(self.engine)
+        results = Results(StoreGate(self.store, self.scheduler, self.scheduler.call_soon_threadsafe),
+                          self.scheduler, s.lease_secs)
         limits = SearcherLimits(max_concurrency=s.workers, max_queue=s.max_queue,
                                 call_timeout_secs=s.call_timeout_secs, max_abandoned=s.workers)
-        self.dispatcher = Dispatcher(self.store, self.scheduler, limits=limits,
+        self.dispatcher = Dispatcher(results, self.scheduler, limits=limits,
                                      limit_overrides=service_limits_from_opts(opts or {}),
                                      max_retries=s.max_retries,
                                      incomplete_retry_secs=s.incomplete_retry_secs,
-                                     lookup_timeout_secs=s.lookup_timeout_secs,
-                                     lease_secs=s.lease_secs).register(self)
-        self.app = ThreatServiceApp(s, self.dispatcher, self.store)
+                                     lookup_timeout_secs=s.lookup_timeout_secs).register(self.engine)
+        self.app = ThreatServiceApp(s, self.dispatcher)
         self.http = HttpServer(self.app, (s.server, s.port), secure=s.secure, certfile=s.certfile,
                                keyfile=s.keyfile, max_body_bytes=s.max_body_bytes,
                                idle_timeout=s.idle_timeout_secs,
                                request_timeout=s.request_timeout_secs,
                                max_connections=s.max_connections,
-                               scheduler=self.scheduler).register(self)
+                               scheduler=self.scheduler).register(self.engine)
+        self._engine_started = False
 
     @property
     def url(self) -> str:
         """The base URL services are registered under, e.g. ``http://127.0.0.1:9000/cts``."""
         return self.http.url + self.app.urlbase
 
+    # -- the host's tree ---------------------------------------------------------------------
+    @handler("registered", channel="*", priority=1e9)
+    def _on_registered(self, event, component, manager) -> None:
+        """Adopt searchers as they join, before circuits dispatches any other event to them.
+
+        circuits picks an event's handlers before the first one runs, so a catch-all handler
+        adopted just now may be in this very event's list: the event is then stopped and fired
+        again, its list now without the catch-all, which thus sees lookups only."""
+        adopted = self.dispatcher.registry.adopt_tree(self.root)
+        if any(h.types is None and h.legacy_name is None for s in adopted for h in s.handlers):
+            event.stop()
+            self.fire(registered(component, manager), *event.channels)
+            return
+        if component is self and self.root.running:
+            self._start_engine()  # joined a host that runs already (a test fixture, a reload)
+
     @handler("started", channel="*")
     def _on_started(self, component) -> None:
+        if component is self.root:
+            self._start_engine()
+
+    def _start_engine(self) -> None:
+        if self._engine_started:
+            return
+        self._engine_started = True
         channels = self.dispatcher.registry.channels()
         if not channels:
             LOG.warning("no searchers are installed: every service name will answer 404")
         for channel in channels:
             LOG.info("serving %s/%s", self.url, service_of(channel))
+        self.engine.start()
 
     @handler("signal", channel="*")
     def _on_signal(self, signo, stack) -> None:
@@ -74,4 +109,9 @@ class CustomThreatService(BaseComponent):
 
     @handler("stopped", channel="*")
     def _on_stopped(self, component) -> None:
-        self.store.close()
+        if component is not self.root:
+            return
+        if self._engine_started:
+            self.engine.stop()
+            self.engine.join()
+        self.dispatcher.results.close()

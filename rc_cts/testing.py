@@ -85,7 +85,7 @@ def cts_lookup(cts_service):
         service = cts_service(searcher, opts=full_opts)
         name = searcher.channel.split(".", 1)[1].replace(".", "/")
         failures = _Failures()
-        logger = logging.getLogger("rc_cts.searcher_calls")
+        logger = logging.getLogger("rc_cts.lookups.calls")
         logger.addHandler(failures)
         try:
             response, _ = service.client().lookup(name, {"type": artifact_type, "value": value}, file,

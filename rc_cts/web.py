@@ -13,12 +13,13 @@ from cachetools import LRUCache
 from .auth import BasicAuth
 from .body import MultipartBody, body_for
 from .config import Settings
-from .dispatch import Dispatcher
+from .lookups.dispatcher import Dispatcher
+from .lookups.state import Answer, Lookup
 from .errors import HttpError
 from .hits import searcher_channel
 from .httpserver import Request
 from .protocol import done_body, request_id, retry_body
-from .store import LookupRecord, Store, StoreError
+from .store import LookupRecord, StoreError
 
 LOG = logging.getLogger(__name__)
 ACCESS = logging.getLogger("rc_cts.access")
@@ -31,10 +32,9 @@ MAX_ID_LENGTH = 128
 class ThreatServiceApp:
     """Answers the platform; the HttpServer calls ``begin`` then ``handle`` for each request."""
 
-    def __init__(self, settings: Settings, dispatcher: Dispatcher, store: Store):
+    def __init__(self, settings: Settings, dispatcher: Dispatcher):
         self.settings = settings
         self.dispatcher = dispatcher
-        self.store = store
         self.upload_dir = os.path.expanduser(settings.upload_dir) if settings.upload_dir else None
         self.urlbase = "/" + settings.urlbase.strip("/")
         self.auth = BasicAuth(settings.auth_user, settings.auth_password) if settings.auth_enabled else None
@@ -96,35 +96,49 @@ class ThreatServiceApp:
             req.body.discard()
             raise
         rid = request_id(service, artifact, file.sha256 if file is not None else None)
-        try:
-            record = self.dispatcher.result(rid)
-            if record is not None and record.whole:
+        running = self.dispatcher.active.get(rid)
+        if running is not None:  # an identical lookup is running here: join it
+            if file is not None:
+                file.close()
+            self._answer_when_done(rid, None, running, self.settings.first_retry_secs, answer)
+            return
+
+        def with_record(record: Optional[LookupRecord], error: Optional[StoreError]) -> None:
+            if error is not None:
+                if file is not None:
+                    file.close()
+                self._unavailable(answer, error)
+            elif record is not None and record.whole:
                 if file is not None:
                     file.close()
                 answer(200, done_body(rid, record.hits))
-                return
-            if record is not None and record.complete and not self._expired(record):
-                lookup = self.dispatcher.rerun_missing(record, channel, file, new_round=True)
             else:
-                lookup = self.dispatcher.start(LookupRecord(rid, service, artifact), channel, file)
-        except StoreError as exc:
-            if file is not None:
-                file.close()
-            raise self._unavailable(exc) from None
-        self._answer_when_done(rid, record, lookup, self.settings.first_retry_secs, answer)
+                if record is not None and record.complete and not self._expired(record):
+                    lookup = self.dispatcher.rerun_missing(record, channel, file, new_round=True)
+                else:
+                    lookup = self.dispatcher.start(LookupRecord(rid, service, artifact), channel, file)
+                self._answer_when_done(rid, record, lookup, self.settings.first_retry_secs, answer)
+
+        self.dispatcher.results.read(rid, with_record)
 
     def _get(self, req: Request, service: str, channel: str, rid: str, answer: Respond) -> None:
-        lookup = self.dispatcher.active.get(rid)
-        try:
-            record = self.dispatcher.result(rid)
-            if record is None and lookup is None or record is not None and record.service != service:
+        running = self.dispatcher.active.get(rid)
+        if running is not None and running.record.service == service:
+            self._answer_when_done(rid, None, running, self.settings.later_retry_secs, answer)
+            return
+
+        def with_record(record: Optional[LookupRecord], error: Optional[StoreError]) -> None:
+            if error is not None:
+                self._unavailable(answer, error)
+                return
+            if record is None or record.service != service:
                 self._unknown_id(rid, service)
                 answer(200, done_body(rid, []))
                 return
-            if record is not None and record.whole:
+            if record.whole:
                 answer(200, done_body(rid, record.hits))
                 return
-            if lookup is None and record.complete:  # ended incomplete: this GET is one more poll
+            if record.complete:  # ended incomplete: this GET is one more poll
                 record = replace(record, polls=record.polls + 1)
                 if record.polls >= self.settings.max_retries:
                     LOG.warning("lookup %s still has no answer from %s after %d polls: answering with "
@@ -133,33 +147,32 @@ class ThreatServiceApp:
                     answer(200, done_body(rid, record.shown_hits))
                     return
                 lookup = self.dispatcher.rerun_missing(record, channel, None, new_round=False)
-            elif lookup is None:  # pending elsewhere: take it over if its owner stopped renewing the lease
+            else:  # pending elsewhere: take it over if its owner stopped renewing the lease
                 lookup = self.dispatcher.start(record, channel, None, resumed=True)
-        except StoreError as exc:
-            raise self._unavailable(exc) from None
-        self._answer_when_done(rid, record, lookup, self.settings.later_retry_secs, answer)
+            self._answer_when_done(rid, record, lookup, self.settings.later_retry_secs, answer)
 
-    def _answer_when_done(self, rid: str, record: Optional[LookupRecord], lookup,
+        self.dispatcher.results.read(rid, with_record)
+
+    def _answer_when_done(self, rid: str, record: Optional[LookupRecord], lookup: Optional[Lookup],
                           retry_secs: float, answer: Respond) -> None:
         """200 with the hits if the lookup ends whole within sync_wait_secs, else 303 with the
-        hits so far.  ``lookup`` is the one running here; None if another process runs it, or
-        if ``record`` ended incomplete and its missing searchers are not due to run again."""
+        hits so far.  ``lookup`` is None if ``record`` ended incomplete and its missing searchers
+        are not due to run again."""
 
-        def done(ended: Optional[LookupRecord]) -> None:
-            if ended is not None and ended.whole:
+        def done(ended: Answer) -> None:
+            if isinstance(ended, StoreError):
+                self._unavailable(answer, ended)
+            elif ended is not None and ended.whole:
                 answer(200, done_body(rid, ended.hits))
             elif ended is not None:
                 answer(303, retry_body(rid, retry_secs, ended.shown_hits))
             else:
-                hits = self.dispatcher.pending_hits(rid) if lookup is not None else []
-                answer(303, retry_body(rid, retry_secs, hits))
+                answer(303, retry_body(rid, retry_secs, self.dispatcher.pending_hits(rid)))
 
         if lookup is not None:
             self.dispatcher.wait(lookup, self.settings.sync_wait_secs, done)
-        elif record is not None and record.complete:
-            done(record)
         else:
-            self.dispatcher.wait_elsewhere(rid, self.settings.sync_wait_secs, done)
+            done(record)
 
     def _expired(self, record: LookupRecord) -> bool:
         """Whether an incomplete record's hits are too old to build on: then a POST runs every
@@ -176,6 +189,6 @@ class ThreatServiceApp:
                         "no hits", rid, service)
 
     @staticmethod
-    def _unavailable(exc: StoreError) -> HttpError:
+    def _unavailable(answer: Respond, exc: StoreError) -> None:
         LOG.error("store unavailable: %s", exc)
-        return HttpError(503, "the result store is unavailable; retry later", {"Retry-After": "5"})
+        answer(503, {"error": "the result store is unavailable; retry later"}, {"Retry-After": "5"})

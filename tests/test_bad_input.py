@@ -171,7 +171,7 @@ def test_unhandled_error_is_500_without_traceback(start_service, caplog):
 
     def broken(rid):
         raise RuntimeError("store is on fire")
-    svc.service.app.store.get = broken
+    svc.service.store.get = broken
     r = svc.client().post("test", GOOD)
     assert r.status == 500
     assert r.json == {"error": "internal server error"}

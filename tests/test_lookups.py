@@ -234,7 +234,7 @@ def test_searcher_registered_while_running_gets_only_lookups(start_service):
 def test_a_handler_for_several_types_is_wrapped_once(start_service, caplog):
     import logging
     from circuits import BaseComponent, handler
-    caplog.set_level(logging.INFO, logger="rc_cts.registry")
+    caplog.set_level(logging.INFO, logger="rc_cts.lookups.registry")
     from rc_cts import Hit, StringProp
 
     class Hashes(BaseComponent):

@@ -12,7 +12,7 @@ from rc_cts.body import JsonBody, body_for
 from rc_cts.config import ConfigError, Settings, find_config_file, read_config_file, settings_from_opts
 from rc_cts.errors import HttpError
 from rc_cts.protocol import request_id, validate_artifact, retry_body
-from rc_cts.searcher_calls import DONE, FAILED, INCOMPLETE, call_searcher
+from rc_cts.lookups.calls import DONE, FAILED, INCOMPLETE, call_searcher
 from rc_cts.store import LookupRecord, MemoryStore
 
 from rc_cts.client import multipart

@@ -57,6 +57,7 @@ class Store(abc.ABC):
     processes sharing a store one runs each lookup, and another takes over if it dies."""
 
     resumable = True  # records outlive the process: pending lookups are resumed or taken over
+    blocking = True   # calls may wait on I/O: they run in the store gate's thread, not the loop's
 
     @abc.abstractmethod
     def get(self, request_id: str) -> Optional[LookupRecord]:

@@ -14,6 +14,7 @@ class MemoryStore(Store):
     """Fast and simple; results are lost on restart and not shared between processes."""
 
     resumable = False
+    blocking = False  # a dict in this process: called inline
 
     def __init__(self, maxsize: int = 10000, ttl: float = 600):
         self._cache: TTLCache = TTLCache(maxsize=maxsize, ttl=ttl)

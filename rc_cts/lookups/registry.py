@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import inspect
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, FrozenSet, Iterator, List, Mapping, Optional
 
 from circuits import BaseComponent
 
-from .artifacts import LEGACY_PREFIX, is_artifact_type_name, legacy_method_name
-from .bulkhead import Bulkhead, SearcherLimits
-from .hits import SEARCHER_CHANNEL_PREFIX
-from .searcher_calls import is_async_handler
+from ..artifacts import LEGACY_PREFIX, is_artifact_type_name, legacy_method_name
+from .bulkhead import LIMIT_KINDS, Bulkhead, SearcherLimits
+from ..hits import SEARCHER_CHANNEL_PREFIX
+from .calls import is_async_handler
 
 LOG = logging.getLogger(__name__)
 
@@ -134,10 +134,10 @@ class SearcherRegistry:
         """Defaults, then the searcher's class attributes, then app.config's section for the service."""
         limits = self._defaults
         for source, values in (("class attributes of " + type(component).__name__,
-                                {n: getattr(component, n) for n in SearcherLimits.FIELDS if hasattr(component, n)}),
+                                {n: getattr(component, n) for n in LIMIT_KINDS if hasattr(component, n)}),
                                ("app.config", self._overrides.get(service_of(channel), {}))):
             try:
-                candidate = replace(limits, **{n: type(getattr(limits, n))(v) for n, v in values.items()})
+                candidate = limits.with_values(values)
             except (TypeError, ValueError) as exc:
                 LOG.error("searcher %s: limits from %s ignored: %s", type(component).__name__, source, exc)
                 continue

@@ -16,7 +16,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any, Callable, List
 
-from .events import ThreatLookupIncompleteException
+from ..events import ThreatLookupIncompleteException
 
 LOG = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ import logging
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, List, Optional
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Deque, Dict, List, Optional
 
-from .scheduler import Scheduler, TimerHandle
-from .searcher_calls import FAILED, TIMED_OUT, Outcome
+from ..scheduler import Scheduler, TimerHandle
+from .calls import FAILED, TIMED_OUT, Outcome
 
 LOG = logging.getLogger(__name__)
 
@@ -40,10 +40,20 @@ class SearcherLimits:
     call_timeout_secs: float = 60.0
     max_abandoned: int = 32
 
-    FIELDS = ("max_concurrency", "max_queue", "call_timeout_secs", "max_abandoned")
-
     def problems(self) -> List[str]:
-        return [f"{name} must be greater than 0" for name in self.FIELDS if not getattr(self, name) > 0]
+        return [f"{name} must be greater than 0" for name in LIMIT_KINDS if not getattr(self, name) > 0]
+
+    def with_values(self, values: Dict[str, Any]) -> "SearcherLimits":
+        """A copy with ``values`` converted to each limit's type; ValueError/TypeError if bad."""
+        unknown = set(values) - set(LIMIT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown limits {', '.join(sorted(unknown))}")
+        return replace(self, **{name: LIMIT_KINDS[name](value) for name, value in values.items()})
+
+
+# The limits a searcher class may declare as attributes, and app.config may set per service.
+LIMIT_KINDS: Dict[str, type] = {"max_concurrency": int, "max_queue": int, "call_timeout_secs": float,
+                                "max_abandoned": int}
 
 
 @dataclass

@@ -1,0 +1,157 @@
+"""Lookup results in the store: read, written behind, kept while the store is down, leased.
+
+Every call goes through the store gate, so the event loop never waits on the store.
+A result is readable from memory (``kept``) from the moment its lookup ends until the
+store has taken it: while the write is on its way, and for as long as the store is down.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import Callable, Dict, Optional
+
+from ..scheduler import Scheduler
+from ..store import LookupRecord, StoreError
+from ..store.gate import StoreGate
+
+LOG = logging.getLogger(__name__)
+
+SAVE_RETRY_SECS = 1.0     # how often results the store could not take are offered again
+REMOTE_POLL_SECS = 0.05   # how often a request waiting on another replica's lookup reads the store
+
+OnRecord = Callable[[Optional[LookupRecord], Optional[StoreError]], None]
+
+
+class Results:
+    """The lookup layer's one way to the store."""
+
+    def __init__(self, gate: StoreGate, scheduler: Scheduler, lease_secs: float):
+        self.gate = gate
+        self.scheduler = scheduler
+        self.lease_secs = lease_secs
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.kept: Dict[str, LookupRecord] = {}  # ended here, not confirmed in the store yet
+        self._retrying = False
+
+    @property
+    def resumable(self) -> bool:
+        return self.gate.store.resumable
+
+    def read(self, rid: str, on_record: OnRecord) -> None:
+        """``on_record(record or None, None)``, or ``(None, StoreError)``."""
+        kept = self.kept.get(rid)
+        if kept is not None:
+            on_record(kept, None)
+        else:
+            self.gate.call(lambda store: store.get(rid), on_record)
+
+    def claim(self, record: LookupRecord, on_claim: Callable[[bool, Optional[StoreError]], None]) -> None:
+        """Take the lease on a lookup and store it pending (so a GET on any replica finds it):
+        ``on_claim(True, None)``; ``(False, None)`` if another process holds the lease."""
+        def claim(store) -> bool:
+            if not store.lease(record.id, self.owner, self.lease_secs):
+                return False
+            store.put(record)
+            return True
+        self.gate.call(claim, on_claim)
+
+    def note(self, record: LookupRecord) -> None:
+        """Store a record nobody waits on (hits so far, a poll count); failures are logged."""
+        self.gate.write(lambda store: store.put(record),
+                        lambda exc: LOG.warning("lookup %s not updated in the store: %s", record.id, exc))
+
+    def save(self, record: LookupRecord) -> None:
+        """Store an ended lookup and give its lease up; kept in memory until the store has it."""
+        self.kept[record.id] = record
+
+        def write(store) -> None:
+            store.put(record)
+            store.release(record.id, self.owner)
+
+        def failed(exc: StoreError) -> None:
+            LOG.warning("result of %s kept in memory until the store is back: %s", record.id, exc)
+            self._retry_later()
+
+        def written(_value, error: Optional[StoreError]) -> None:
+            if error is not None:
+                failed(error)
+            elif self.kept.get(record.id) is record:
+                del self.kept[record.id]
+
+        if self.gate.inline:
+            try:
+                write(self.gate.store)
+            except StoreError as exc:
+                failed(exc)
+            else:
+                del self.kept[record.id]
+        else:
+            self.gate.call(write, written)
+
+    def _retry_later(self) -> None:
+        if not self._retrying:
+            self._retrying = True
+            self.scheduler.call_later(SAVE_RETRY_SECS, self._save_kept)
+
+    def _save_kept(self) -> None:
+        self._retrying = False
+        records = list(self.kept.values())
+
+        def write_all(store) -> None:
+            for record in records:
+                store.put(record)
+                store.release(record.id, self.owner)
+
+        def done(_value, error: Optional[StoreError]) -> None:
+            if error is not None:
+                self._retry_later()
+                return
+            for record in records:
+                if self.kept.get(record.id) is record:
+                    del self.kept[record.id]
+            LOG.info("the store is back: every kept result is stored")
+
+        if records:
+            self.gate.call(write_all, done)
+
+    def renew(self, rids) -> None:
+        rids = list(rids)
+
+        def renew(store) -> None:
+            for rid in rids:
+                if not store.lease(rid, self.owner, self.lease_secs):
+                    LOG.warning("lease of lookup %s was taken over elsewhere; finishing it here too", rid)
+
+        self.gate.write(renew, lambda exc: LOG.warning("cannot renew leases: %s", exc))
+
+    def pending(self, on_records: Callable[[list], None]) -> None:
+        def back(records, error: Optional[StoreError]) -> None:
+            if error is not None:
+                LOG.warning("cannot look for abandoned lookups: %s", error)
+            else:
+                on_records(records)
+        self.gate.call(lambda store: store.pending(), back)
+
+    def wait_elsewhere(self, rid: str, timeout: float, callback: Callable) -> None:
+        """For a lookup another process runs: ``callback(record)`` once the store has it
+        ended, or ``callback(None)`` after ``timeout``."""
+        deadline = time.monotonic() + timeout
+
+        def poll() -> None:
+            self.gate.call(lambda store: store.get(rid), got)
+
+        def got(record: Optional[LookupRecord], error: Optional[StoreError]) -> None:
+            if record is not None and record.complete:
+                callback(record)
+            elif time.monotonic() >= deadline:
+                callback(None)
+            else:
+                self.scheduler.call_later(REMOTE_POLL_SECS, poll)
+
+        poll()
+
+    def close(self) -> None:
+        self.gate.close()

@@ -1,0 +1,166 @@
+"""Every searcher in its own bulkhead, through a real server: a slow or stuck searcher only
+uses up its own threads and queue, limits come from the class and from app.config, a full
+queue defers (never drops), a call past its timeout frees its slot and leaves the lookup
+incomplete, and ``async def`` handlers run on one asyncio loop."""
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from circuits import BaseComponent, handler
+
+from rc_cts import Hit, NumberProp, StringProp, searcher_channel
+from rc_cts.config import read_config_file
+from rc_cts.runner import start_in_thread
+from rc_cts.testing import hit_values
+
+from .searchers import HitSearcher
+
+
+class Gauge(BaseComponent):
+    """/gauge: net.name "label:secs" sleeps secs; records calls and the most at once."""
+    channel = searcher_channel("gauge")
+
+    def __init__(self, opts=None):
+        super().__init__()
+        self.lock = threading.Lock()
+        self.now = self.most = 0
+        self.calls = {}
+
+    @handler("net.name")
+    def name(self, event, *args, **kwargs):
+        label, secs = event.artifact["value"].split(":")
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+            self.calls[label] = self.calls.get(label, 0) + 1
+            first = self.calls[label] == 1
+        try:
+            time.sleep(float(secs) if first or not label.startswith("once") else 0)
+        finally:
+            with self.lock:
+                self.now -= 1
+        return Hit(StringProp(name="Label", value=label))
+
+
+def opts_with(config_text, tmp_path):
+    """Options read from an app.config file, as ``rc-cts run -c`` reads them."""
+    path = tmp_path / "app.config"
+    path.write_text("[webserver]\nserver = 127.0.0.1\nport = 0\n" + config_text)
+    return read_config_file(str(path))
+
+
+def test_a_quick_service_answers_at_once_while_a_slow_one_is_saturated(start_service):
+    gauge = Gauge()
+    svc = start_service([gauge, HitSearcher()])  # default settings
+    c = svc.client()
+    with ThreadPoolExecutor(48) as pool:
+        slow = [pool.submit(c.post, "gauge", {"type": "net.name", "value": f"s{i}:3"}) for i in range(48)]
+        time.sleep(0.5)  # the slow searcher now runs 32 calls and queues 16
+        t0 = time.perf_counter()
+        r = c.post("test", {"type": "net.uri", "value": "http://quick"})
+        elapsed = time.perf_counter() - t0
+        assert r.status == 200 and r.json["hits"] and elapsed < 0.5
+        bulkhead = svc.service.dispatcher.registry.handlers_for(searcher_channel("gauge"), "net.name")[0].searcher.bulkhead
+        assert bulkhead.in_flight == 32 and bulkhead.queued == 16
+        assert {f.result().status for f in slow} == {303}
+    assert gauge.most == 32
+
+
+def test_limits_from_the_class_and_per_service_from_app_config(tmp_path):
+    class Declared(Gauge):
+        channel = searcher_channel("declared")
+        max_concurrency = 3
+
+    a, b = Gauge(), Declared()
+    opts = opts_with("[custom_threat_service]\nsync_wait_secs = 0\n"
+                     "[custom_threat_service.gauge]\nmax_concurrency = 2\n", tmp_path)
+    with start_in_thread(opts, [a, b]) as svc:
+        c = svc.client()
+        for service in ("gauge", "declared"):
+            for i in range(8):
+                assert c.post(service, {"type": "net.name", "value": f"{service}{i}:0.3"}).status == 303
+        deadline = time.time() + 10
+        while (sum(a.calls.values()), sum(b.calls.values())) != (8, 8) and time.time() < deadline:
+            time.sleep(0.05)
+    assert (a.most, b.most) == (2, 3)
+
+
+def test_a_full_queue_defers_lookups_and_drops_none(tmp_path):
+    gauge = Gauge()
+    opts = opts_with("[custom_threat_service]\nsync_wait_secs = 0\n"
+                     "[custom_threat_service.gauge]\nmax_concurrency = 1\nmax_queue = 1\n", tmp_path)
+    with start_in_thread(opts, [gauge]) as svc:
+        c = svc.client()
+        ids = [c.post("gauge", {"type": "net.name", "value": f"q{i}:0.3"}).json["id"] for i in range(4)]
+        bulkhead = svc.service.dispatcher.registry.searchers()[0].bulkhead
+        assert bulkhead.stats.deferred >= 1  # two of them found the queue full: pending, not dropped
+        assert all(c.get("gauge", rid).status == 303 for rid in ids[2:])
+        answers = {}
+        deadline = time.time() + 10
+        while len(answers) < 4 and time.time() < deadline:
+            for rid in ids:
+                r = c.get("gauge", rid)
+                if r.status == 200:
+                    answers[rid] = r.json["hits"]
+            time.sleep(0.05)
+    assert sorted(hit_values(hits[0])["Label"] for hits in answers.values()) == ["q0", "q1", "q2", "q3"]
+    assert gauge.most == 1
+
+
+def test_a_call_past_its_timeout_frees_its_slot_and_leaves_the_lookup_incomplete(tmp_path):
+    gauge = Gauge()
+    opts = opts_with("[custom_threat_service]\nsync_wait_secs = 1\nincomplete_retry_secs = 0.05\n"
+                     "[custom_threat_service.gauge]\nmax_concurrency = 1\ncall_timeout_secs = 0.3\n", tmp_path)
+    with start_in_thread(opts, [gauge]) as svc:
+        c = svc.client()
+        stuck = {"type": "net.name", "value": "once-stuck:3"}  # its first call hangs for 3 s
+        r = c.post("gauge", stuck)
+        assert r.status == 303 and r.json["hits"] == []      # timed out: incomplete, not complete-empty
+        t0 = time.perf_counter()
+        other = c.post("gauge", {"type": "net.name", "value": "other:0"})
+        assert other.status == 200 and time.perf_counter() - t0 < 0.5  # the stuck thread holds no slot
+        bulkhead = svc.service.dispatcher.registry.searchers()[0].bulkhead
+        assert bulkhead.stats.timed_out == 1 and bulkhead.abandoned == 1
+        time.sleep(0.1)                                      # past the backoff (incomplete_retry_secs)
+        again = c.post("gauge", stuck)                       # the rescan runs the searcher again
+        assert again.status == 200 and hit_values(again.json["hits"][0])["Label"] == "once-stuck"
+        assert gauge.calls["once-stuck"] == 2
+
+
+class AsyncSleeper(BaseComponent):
+    """/async: an ``async def`` handler that waits 0.2 s, as an awaited HTTP call would."""
+    channel = searcher_channel("async")
+
+    def __init__(self, opts=None):
+        super().__init__()
+        self.threads = set()
+
+    @handler("net.ip")
+    async def ip(self, event, *args, **kwargs):
+        self.threads.add(threading.current_thread().name)
+        await asyncio.sleep(0.2)
+        return Hit(NumberProp(name="Octet", value=int(event.artifact["value"].split(".")[-1])))
+
+    @handler("net.name")
+    async def name(self, event, *args, **kwargs):  # an async generator: hits are yielded
+        yield Hit(StringProp(name="Name", value=event.artifact["value"]))
+        await asyncio.sleep(0)
+        yield [Hit(StringProp(name="Again", value=event.artifact["value"]))]
+
+
+def test_async_searchers_share_one_loop_and_hold_many_calls_without_threads(start_service):
+    searcher = AsyncSleeper()
+    svc = start_service([searcher], workers=4, sync_wait_secs=5)  # async calls are limited too
+    c = svc.client()
+    before = threading.active_count()
+    with ThreadPoolExecutor(40) as pool:
+        t0 = time.perf_counter()
+        answers = list(pool.map(lambda i: c.post("async", {"type": "net.ip", "value": f"192.0.2.{i}"}), range(40)))
+        elapsed = time.perf_counter() - t0
+    assert [hit_values(r.json["hits"][0])["Octet"] for r in answers] == list(range(40))
+    assert elapsed < 3.5                           # 10 rounds of 4 at 0.2 s, not 40 x 0.2 s
+    assert searcher.threads == {"rc-cts-async"}
+    assert threading.active_count() - before < 45  # the client's 40 threads, and one loop
+    r = c.post("async", {"type": "net.name", "value": "a.example"})
+    assert [list(hit_values(h)) for h in r.json["hits"]] == [["Name"], ["Again"]]
