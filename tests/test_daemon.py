@@ -13,6 +13,7 @@ from rc_cts import config_sections
 
 from rc_cts.client import Client
 from .conftest import ROOT
+from .redis_server import free_port
 from .soar_standin import SoarStandIn
 
 BIN = Path(sys.executable).parent
@@ -136,3 +137,36 @@ def test_selftest_reports_a_bad_configuration():
     assert result["state"] == "failure" and "'workers'" in result["reason"]
     ok = selftest_function({"webserver": {"port": "9443"}})
     assert ok["state"] == "success" and "example" in ok["reason"] and ":9443/cts" in ok["reason"]
+
+
+def test_lookups_are_answered_while_the_daemon_retries_an_unreachable_stomp_broker(tmp_path, soar):
+    config = write_config(tmp_path, soar)
+    text = config.read_text().replace(f"stomp_port = {soar.stomp.port}", f"stomp_port = {free_port()}")
+    config.write_text(text.replace("max_connection_retries = 1", "max_connection_retries = 100"))
+    log = tmp_path / "daemon.log"
+    proc = subprocess.Popen([str(BIN / "resilient-circuits"), "run"], stdout=open(log, "wb"),
+                            stderr=subprocess.STDOUT, env=daemon_env(tmp_path, config))
+    try:
+        deadline = time.time() + 60
+        while not re.search(r"listening on http://127\.0\.0\.1:\d+", log.read_text()):
+            assert proc.poll() is None and time.time() < deadline, log.read_text()
+            time.sleep(0.1)
+        url = re.search(r"listening on (http://127\.0\.0\.1:\d+)", log.read_text()).group(1) + "/cts"
+        c = Client(url, timeout=5)
+        worst = 0.0
+        for i in range(20):  # several seconds of the daemon's loop retrying STOMP
+            t0 = time.perf_counter()
+            r = c.post("example", {"type": "net.uri", "value": f"http://stomp-down/{i}"})
+            worst = max(worst, time.perf_counter() - t0)
+            assert r.status == 200 and len(r.json["hits"]) == 2
+            time.sleep(0.2)
+        assert proc.poll() is None
+        assert "could not connect to host 127.0.0.1" in log.read_text()  # STOMP refused throughout
+        assert worst < 1.0, worst
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

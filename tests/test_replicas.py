@@ -4,10 +4,13 @@ import os
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from rc_cts.client import Client
+
+from .searchers import HitSearcher
 
 SLOW = 2.0
 
@@ -146,3 +149,38 @@ def test_redis_restarted_under_load(replicas, redis_server, tmp_path):
     assert got.json["hits"][0]["props"][0]["value"] == "during"
     assert ca.post("test", {"type": "net.uri", "value": "after"}).status == 200  # recovered by itself
     assert "the store is back" in a.log
+
+
+def test_a_hung_redis_never_stalls_the_front(start_service, redis_server, redis_prefix):
+    svc = start_service([HitSearcher()], store="redis", redis_url=redis_server.url, redis_prefix=redis_prefix)
+    c = svc.client()
+    assert c.post("test", {"type": "net.uri", "value": "http://before"}).status == 200
+    redis_server.proc.send_signal(signal.SIGSTOP)  # answers nothing, refuses nothing
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            posts = [pool.submit(timed, c.post, "test", {"type": "net.uri", "value": f"http://hung/{i}"})
+                     for i in range(6)]
+            gets = [pool.submit(timed, c.get, "test", "00000000-0000-0000-0000-000000000000") for _ in range(2)]
+            time.sleep(0.3)
+            for _ in range(3):  # while those wait on the store
+                elapsed, r = timed(c.options, "test")
+                assert r.status == 200 and elapsed < 1.0
+            for future in posts + gets:
+                elapsed, r = future.result()
+                assert r.status == 503 and r.headers["retry-after"] == "5" and elapsed < 2.0
+    finally:
+        redis_server.proc.send_signal(signal.SIGCONT)
+    deadline = time.time() + 10
+    r = None
+    while time.time() < deadline:  # recovers by itself
+        r = c.post("test", {"type": "net.uri", "value": "http://after"})
+        if r.status == 200:
+            break
+        time.sleep(0.2)
+    assert r.status == 200 and r.json["hits"]
+
+
+def timed(fn, *args):
+    t0 = time.perf_counter()
+    r = fn(*args)
+    return time.perf_counter() - t0, r

@@ -33,7 +33,7 @@ class StoreGate:
         self._scheduler = scheduler
         self._post = post
         self.inline = not getattr(store, "blocking", True)
-        self._queue: "queue.Queue[Optional[Tuple[Callable[[], Any], Optional[OnResult]]]]" = queue.Queue()
+        self._queue: "queue.Queue[Optional[Tuple[Callable[[], Any], Optional[OnResult], float]]]" = queue.Queue()
         self._busy_since: Optional[float] = None  # when the call running now started
         self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()
@@ -70,7 +70,7 @@ class StoreGate:
             timer.cancel()
             deliver(value, error)
 
-        self._submit(lambda: fn(self.store), back)
+        self._submit(lambda: fn(self.store), back, timer.when)
 
     def write(self, fn: Callable[[Store], Any], on_error: Optional[Callable[[StoreError], None]] = None) -> None:
         """Run a write nobody waits for; ``on_error`` (in the loop thread) if it fails."""
@@ -82,7 +82,8 @@ class StoreGate:
                     on_error(exc)
             return
         self._submit(lambda: fn(self.store),
-                     None if on_error is None else (lambda _value, error: error and on_error(error)))
+                     None if on_error is None else (lambda _value, error: error and on_error(error)),
+                     float("inf"))
 
     def close(self) -> None:
         """Stop the thread once the calls queued before are done, then close the store."""
@@ -94,19 +95,21 @@ class StoreGate:
         self.store.close()
 
     # -- the I/O thread ----------------------------------------------------------------------
-    def _submit(self, work: Callable[[], Any], back: Optional[OnResult]) -> None:
+    def _submit(self, work: Callable[[], Any], back: Optional[OnResult], deadline: float) -> None:
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="rc-cts-store", daemon=True)
                 self._thread.start()
-        self._queue.put((work, back))
+        self._queue.put((work, back, deadline))
 
     def _run(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
                 return
-            work, back = item
+            work, back, deadline = item
+            if time.monotonic() > deadline:
+                continue  # answered 503 already: do not spend a hung store's timeout on it
             self._busy_since = time.monotonic()
             value, error = None, None
             try:
