@@ -61,6 +61,7 @@ class Settings:
     redis_url: str = "redis://localhost:6379/0"
     redis_prefix: str = "rc_cts:"
     lease_secs: float = 30
+    shutdown_grace_secs: float = 10
 
     @property
     def auth_enabled(self) -> bool:
@@ -131,7 +132,7 @@ def _validate(s: Settings) -> None:
     for name in positive:
         if getattr(s, name) <= 0:
             raise ConfigError(f"option {name!r} must be greater than 0")
-    for name in ("first_retry_secs", "later_retry_secs", "sync_wait_secs",
+    for name in ("first_retry_secs", "later_retry_secs", "sync_wait_secs", "shutdown_grace_secs",
                  "incomplete_retry_secs", "max_retries"):
         if getattr(s, name) < 0:
             raise ConfigError(f"option {name!r} must not be negative")

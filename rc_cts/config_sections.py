@@ -76,6 +76,10 @@ redis_prefix = rc_cts:
 # A process running a lookup renews its lease every lease_secs/3; if it dies, another process
 # (or this one, restarted) takes the lookup over once the lease has expired.
 lease_secs = 30
+# SIGTERM or SIGINT: stop accepting connections, cancel the calls still queued (their lookups
+# stay pending in a sqlite or redis store, for the next start or another replica), wait up to
+# shutdown_grace_secs for the calls running, then exit. A second signal exits at once.
+shutdown_grace_secs = 10
 """
 
 

@@ -97,6 +97,11 @@ class Listener(TCPServer):
                 return
         self._on_accept_done(tls, fire_connect_event)
 
+    def stop_accepting(self) -> None:
+        """Close the listening socket; the connections open now are still served."""
+        if self._sock is not None:
+            self._close(self._sock)
+
     def ssl_context(self) -> ssl.SSLContext:
         context = getattr(self, "_context", None)
         if context is None:

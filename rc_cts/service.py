@@ -11,7 +11,10 @@ from ``opts`` alone, so the runner and the daemon create it the same way.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import threading
+import time
 from typing import Any, Mapping, Optional
 
 from circuits import BaseComponent, Manager, handler
@@ -61,6 +64,7 @@ class CustomThreatService(BaseComponent):
                                max_connections=s.max_connections,
                                scheduler=self.scheduler).register(self.engine)
         self._engine_started = False
+        self._stopping = False
 
     @property
     def url(self) -> str:
@@ -101,17 +105,59 @@ class CustomThreatService(BaseComponent):
 
     @handler("signal", channel="*")
     def _on_signal(self, signo, stack) -> None:
-        """Stop on SIGINT/SIGTERM.  circuits only adds its fallback handler when nothing else
-        handles ``signal``, and a searcher's catch-all handler counts as one."""
-        if signo in (signal.SIGINT, signal.SIGTERM):
-            LOG.info("stopping on signal %d", signo)
-            raise SystemExit(0)
+        """SIGINT/SIGTERM: stop accepting, cancel queued calls, give running calls up to
+        ``shutdown_grace_secs``, then stop the host; a second signal exits at once.  (circuits
+        only adds its own fallback when nothing handles ``signal``; a catch-all searcher did.)"""
+        if signo not in (signal.SIGINT, signal.SIGTERM):
+            return
+        if self._stopping:
+            LOG.warning("signal %d again: exiting now", signo)
+            logging.shutdown()
+            os._exit(128 + signo)
+        self._stopping = True
+        LOG.info("stopping on signal %d: no new connections, queued calls cancelled, up to %ss "
+                 "for the calls running", signo, self.settings.shutdown_grace_secs)
+        threading.Thread(target=self._shut_down, name="rc-cts-shutdown", daemon=True).start()
+
+    def _shut_down(self) -> None:
+        self._drain(self.settings.shutdown_grace_secs)
+        self.root.stop()
+
+    def _drain(self, grace: float) -> None:
+        """In the engine: close the listener and the bulkhead queues, then wait (from this
+        thread) until no call runs, or ``grace`` has passed; then stop the engine."""
+        if not self._engine_started or not self.engine.running:
+            return
+        idle = threading.Event()
+        deadline = time.monotonic() + grace
+        searchers = self.dispatcher.registry.searchers
+
+        def begin() -> None:
+            self.http.listener.stop_accepting()
+            cancelled = sum(s.bulkhead.cancel_queued() for s in searchers())
+            LOG.info("shutting down: %d queued calls cancelled, %d running", cancelled,
+                     sum(s.bulkhead.in_flight for s in searchers()))
+            check()
+
+        def check() -> None:
+            running = sum(s.bulkhead.in_flight for s in searchers())
+            if running and time.monotonic() < deadline:
+                self.scheduler.call_later(0.05, check)
+                return
+            if running:
+                LOG.warning("%d calls still running after %ss: leaving them", running, grace)
+            idle.set()
+
+        self.scheduler.call_soon_threadsafe(begin)
+        idle.wait(grace + 1)
+        self.engine.stop()
+        self.engine.join()
 
     @handler("stopped", channel="*")
     def _on_stopped(self, component) -> None:
         if component is not self.root:
             return
-        if self._engine_started:
+        if self._engine_started and self.engine.running:
             self.engine.stop()
             self.engine.join()
         self.dispatcher.results.close()

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
+import queue
+import threading
 import time
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Deque, Dict, List, Optional
 
@@ -72,6 +74,61 @@ class SearcherStats:
         self.latency_sum += seconds
 
 
+class DaemonPool:
+    """Up to ``size`` worker threads, started as calls need them.
+
+    They are daemon threads: a call stuck past its timeout must not hold the process at
+    exit, as ``ThreadPoolExecutor``'s threads would (the interpreter joins them)."""
+
+    def __init__(self, size: int, name: str):
+        self._size = size
+        self._name = name
+        self._queue: "queue.SimpleQueue[Optional[tuple]]" = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads = 0
+        self._idle = 0
+
+    def submit(self, fn: Callable[[], Any]) -> Future:
+        future: Future = Future()
+        self._queue.put((future, fn))
+        with self._lock:
+            start = self._idle == 0 and self._threads < self._size
+            if start:
+                self._threads += 1
+        if start:
+            threading.Thread(target=self._work, name=f"{self._name}-{self._threads}", daemon=True).start()
+        return future
+
+    def shutdown(self) -> None:
+        """Cancel the calls not started; running ones finish (or are left behind at exit)."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[0].cancel()
+        for _ in range(self._threads):
+            self._queue.put(None)
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            item = self._queue.get()
+            with self._lock:
+                self._idle -= 1
+            if item is None:
+                return
+            future, fn = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # delivered to the loop as a failed call
+                future.set_exception(exc)
+
+
 class Call:
     """One handler call in a bulkhead: queued, running, abandoned (past its timeout) or ended."""
 
@@ -102,7 +159,7 @@ class Bulkhead:
         self._waiting: Deque[Call] = deque()
         self._running = 0
         self._abandoned = 0
-        self._pool: Optional[ThreadPoolExecutor] = None  # made on the first sync call
+        self._pool = DaemonPool(limits.max_concurrency + limits.max_abandoned, f"rc-cts-{label}")
 
     @property
     def in_flight(self) -> int:
@@ -137,12 +194,17 @@ class Bulkhead:
             except ValueError:
                 pass
 
-    def shutdown(self) -> None:
+    def cancel_queued(self) -> int:
+        """Drop every call not started (at shutdown: their lookups stay pending in the store)."""
+        count = len(self._waiting)
         for call in self._waiting:
             call.state = "ended"
         self._waiting.clear()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        return count
+
+    def shutdown(self) -> None:
+        self.cancel_queued()
+        self._pool.shutdown()
 
     # -- internals ---------------------------------------------------------------------------
     def _has_room(self) -> bool:
@@ -159,10 +221,6 @@ class Bulkhead:
         if call.is_async:
             call.future = asyncio.run_coroutine_threadsafe(call.work(), self._async_loop())
         else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(
-                    max_workers=self.limits.max_concurrency + self.limits.max_abandoned,
-                    thread_name_prefix=f"rc-cts-{self.label}")
             call.future = self._pool.submit(call.work)
         call.future.add_done_callback(lambda future, call=call: self._post(lambda: self._ended(call, future)))
 
