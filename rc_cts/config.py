@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Dict, Mapping, Optional, get_type_hints
 
 from .lookups.bulkhead import LIMIT_KINDS
+from .lookups.quota import parse_rate_limit
 
 STORES = ("memory", "sqlite", "redis")
 WEB_SECTION = "webserver"
@@ -168,7 +169,12 @@ def service_limits_from_opts(opts: Mapping[str, Any]) -> Dict[str, Dict[str, Any
             if kind is None:
                 raise ConfigError(f"[{section}] option {name!r} is not one of {', '.join(LIMIT_KINDS)}")
             limits[name] = _convert(f"[{section}] {name}", value, None, kind)
-            if not limits[name] > 0:
+            if kind is str:
+                try:
+                    parse_rate_limit(limits[name])
+                except ValueError as exc:
+                    raise ConfigError(f"[{section}] option {name!r}: {exc}") from None
+            elif not limits[name] > 0:
                 raise ConfigError(f"[{section}] option {name!r} must be greater than 0")
         overrides[service] = limits
     return overrides

@@ -27,7 +27,7 @@ class CountingSearcher(BaseComponent):
     def run(self, event, *args, **kwargs):
         label, secs = event.artifact["value"].split(":")
         with open(self.log, "a") as fh:
-            fh.write(f"{os.getpid()} {label}\n")
+            fh.write(f"{os.getpid()} {label} {time.time():.3f}\n")
         time.sleep(float(secs))
         return Hit(StringProp(name="Label", value=label), StringProp(name="Pid", value=str(os.getpid())))
 

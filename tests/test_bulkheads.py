@@ -164,3 +164,49 @@ def test_async_searchers_share_one_loop_and_hold_many_calls_without_threads(star
     assert threading.active_count() - before < 45  # the client's 40 threads, and one loop
     r = c.post("async", {"type": "net.name", "value": "a.example"})
     assert [list(hit_values(h)) for h in r.json["hits"]] == [["Name"], ["Again"]]
+
+
+def test_a_spent_quota_defers_lookups_which_complete_later(tmp_path):
+    class Limited(Gauge):
+        channel = searcher_channel("limited")
+        rate_limit = "2/second"
+
+    searcher = Limited()
+    opts = opts_with("[custom_threat_service]\nsync_wait_secs = 0\n", tmp_path)
+    with start_in_thread(opts, [searcher]) as svc:
+        c = svc.client()
+        ids = [c.post("limited", {"type": "net.name", "value": f"r{i}:0"}).json["id"] for i in range(6)]
+        time.sleep(0.2)
+        assert sum(c.get("limited", rid).status == 303 for rid in ids) >= 3  # waiting for the quota
+        answers = {}
+        deadline = time.time() + 10
+        while len(answers) < 6 and time.time() < deadline:
+            for rid in ids:
+                r = c.get("limited", rid)
+                if r.status == 200:
+                    answers[rid] = hit_values(r.json["hits"][0])["Label"]
+            time.sleep(0.05)
+        bulkhead = svc.service.dispatcher.registry.searchers()[0].bulkhead
+        assert bulkhead.stats.deferred >= 1 and bulkhead.stats.calls == 6
+    assert sorted(answers.values()) == [f"r{i}" for i in range(6)]
+
+
+def test_rate_limits_read_as_apis_state_them():
+    from rc_cts.lookups.quota import LocalQuota, Window, parse_rate_limit
+    assert parse_rate_limit("4/minute") == [Window(4, 60)]
+    assert parse_rate_limit("1,000 per day; 15000/month") == [Window(1000, 86400), Window(15000, 30 * 86400)]
+    assert parse_rate_limit("10/second, 500/day") == [Window(10, 1), Window(500, 86400)]
+    assert parse_rate_limit("3 per 2 seconds") == [Window(3, 2)]
+    assert parse_rate_limit("") == []
+    for bad in ("4/fortnight", "many/day", "0/second"):
+        try:
+            parse_rate_limit(bad)
+        except ValueError as exc:
+            assert bad.split("/")[0] in str(exc)
+        else:
+            raise AssertionError(bad)
+    quota = LocalQuota(parse_rate_limit("2/second, 3/minute"))
+    assert [quota.acquire(now=t) for t in (0.0, 0.1)] == [0.0, 0.0]
+    assert quota.acquire(now=0.2) == 0.8            # the second window: wait for the first call to age out
+    assert quota.acquire(now=1.0) == 0.0            # 3 in the minute now
+    assert quota.acquire(now=1.5) == 58.5           # the minute window is full until t=60

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Deque, Dict, List, Optional
 
 from ..scheduler import Scheduler, TimerHandle
-from .calls import FAILED, TIMED_OUT, Outcome
+from .calls import DEFERRED, FAILED, TIMED_OUT, Outcome
+from .quota import NO_QUOTA, Quota, parse_rate_limit
 
 LOG = logging.getLogger(__name__)
 
@@ -41,9 +42,16 @@ class SearcherLimits:
     max_queue: int = 1000
     call_timeout_secs: float = 60.0
     max_abandoned: int = 32
+    rate_limit: str = ""   # "4/minute, 1000/day": every window holds; calls past one wait
 
     def problems(self) -> List[str]:
-        return [f"{name} must be greater than 0" for name in LIMIT_KINDS if not getattr(self, name) > 0]
+        problems = [f"{name} must be greater than 0" for name, kind in LIMIT_KINDS.items()
+                    if kind is not str and not getattr(self, name) > 0]
+        try:
+            parse_rate_limit(self.rate_limit)
+        except ValueError as exc:
+            problems.append(str(exc))
+        return problems
 
     def with_values(self, values: Dict[str, Any]) -> "SearcherLimits":
         """A copy with ``values`` converted to each limit's type; ValueError/TypeError if bad."""
@@ -55,7 +63,7 @@ class SearcherLimits:
 
 # The limits a searcher class may declare as attributes, and app.config may set per service.
 LIMIT_KINDS: Dict[str, type] = {"max_concurrency": int, "max_queue": int, "call_timeout_secs": float,
-                                "max_abandoned": int}
+                                "max_abandoned": int, "rate_limit": str}
 
 
 @dataclass
@@ -65,7 +73,7 @@ class SearcherStats:
     done: int = 0
     failed: int = 0
     timed_out: int = 0
-    deferred: int = 0          # calls refused because the queue was full; the lookup stays pending
+    deferred: int = 0          # calls refused (queue full) or held back (quota spent): lookups stay pending
     latency_counts: List[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     latency_sum: float = 0.0
 
@@ -149,9 +157,11 @@ class Bulkhead:
     after ``call_timeout_secs`` (its slot is freed and the call ends ``TIMED_OUT``)."""
 
     def __init__(self, label: str, limits: SearcherLimits, scheduler: Scheduler, post: Post,
-                 async_loop: Callable[[], asyncio.AbstractEventLoop]):
+                 async_loop: Callable[[], asyncio.AbstractEventLoop], quota: Quota = NO_QUOTA):
         self.label = label
         self.limits = limits
+        self.quota = quota
+        self._paused_until = 0.0  # the quota is spent until then: nothing starts
         self.stats = SearcherStats()
         self._scheduler = scheduler
         self._post = post
@@ -209,7 +219,7 @@ class Bulkhead:
     # -- internals ---------------------------------------------------------------------------
     def _has_room(self) -> bool:
         limits = self.limits
-        return (self._running < limits.max_concurrency
+        return (self._paused_until <= time.monotonic() and self._running < limits.max_concurrency
                 and self._running + self._abandoned < limits.max_concurrency + limits.max_abandoned)
 
     def _start(self, call: Call) -> None:
@@ -218,11 +228,30 @@ class Bulkhead:
         self._running += 1
         self.stats.calls += 1
         call.timer = self._scheduler.call_later(self.limits.call_timeout_secs, self._timed_out, call)
+        work = self._within_quota(call) if self.quota.windows else call.work
         if call.is_async:
-            call.future = asyncio.run_coroutine_threadsafe(call.work(), self._async_loop())
+            call.future = asyncio.run_coroutine_threadsafe(work(), self._async_loop())
         else:
-            call.future = self._pool.submit(call.work)
+            call.future = self._pool.submit(work)
         call.future.add_done_callback(lambda future, call=call: self._post(lambda: self._ended(call, future)))
+
+    def _within_quota(self, call: Call) -> Callable[[], Any]:
+        """The call, preceded by taking its place in the quota (I/O with a Redis quota, so in
+        the worker, not the loop); ``DEFERRED`` without calling the handler if it is spent."""
+        quota = self.quota
+        if call.is_async:
+            async def run_async() -> Outcome:
+                if quota.blocking:
+                    wait = await asyncio.get_running_loop().run_in_executor(None, quota.acquire)
+                else:
+                    wait = quota.acquire()
+                return Outcome(DEFERRED, wait_secs=wait) if wait > 0 else await call.work()
+            return run_async
+
+        def run() -> Outcome:
+            wait = quota.acquire()
+            return Outcome(DEFERRED, wait_secs=wait) if wait > 0 else call.work()
+        return run
 
     def _ended(self, call: Call, future: Future) -> None:
         """In the loop thread, once the worker or the coroutine has returned."""
@@ -263,6 +292,14 @@ class Bulkhead:
 
     def _count(self, outcome: Outcome, seconds: float) -> None:
         stats = self.stats
+        if outcome.status == DEFERRED:
+            stats.calls -= 1
+            stats.deferred += 1
+            if self._paused_until <= time.monotonic():
+                LOG.info("searcher %s: quota spent; calls wait %.1fs", self.label, outcome.wait_secs)
+            self._paused_until = max(self._paused_until, time.monotonic() + outcome.wait_secs)
+            self._scheduler.call_later(outcome.wait_secs, self._drain)
+            return
         if outcome.status == TIMED_OUT:
             stats.timed_out += 1
         elif outcome.status == FAILED:

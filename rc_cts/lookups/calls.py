@@ -21,12 +21,14 @@ from ..events import ThreatLookupIncompleteException
 LOG = logging.getLogger(__name__)
 
 DONE, INCOMPLETE, FAILED, TIMED_OUT = "done", "incomplete", "failed", "timed out"
+DEFERRED = "deferred"  # not called: its quota is spent for ``wait_secs``
 
 
 @dataclass
 class Outcome:
-    status: str                      # DONE, INCOMPLETE, FAILED or TIMED_OUT
+    status: str                      # DONE, INCOMPLETE, FAILED, TIMED_OUT or DEFERRED
     hits: List[dict] = field(default_factory=list)
+    wait_secs: float = 0.0
 
 
 def is_async_handler(fn: Callable) -> bool:

@@ -22,7 +22,8 @@ from ..scheduler import Scheduler
 from ..store import LookupRecord, StoreError
 from .async_loop import AsyncLoop
 from .bulkhead import Bulkhead, SearcherLimits
-from .calls import INCOMPLETE, Outcome, call_async_searcher, call_searcher
+from .calls import DEFERRED, INCOMPLETE, Outcome, call_async_searcher, call_searcher
+from .quota import NO_QUOTA, parse_rate_limit
 from .registry import SearcherRegistry, service_of
 from .results import Results
 from .state import Answer, Job, Lookup, Waiter
@@ -49,9 +50,11 @@ class Dispatcher(BaseComponent):
         self.registry = SearcherRegistry(self._make_bulkhead, limits, limit_overrides)
         self.active: Dict[str, Lookup] = {}
 
-    def _make_bulkhead(self, label: str, limits: SearcherLimits) -> Bulkhead:
+    def _make_bulkhead(self, label: str, limits: SearcherLimits, service: str) -> Bulkhead:
+        windows = parse_rate_limit(limits.rate_limit)
+        quota = self.results.gate.store.make_quota(f"{service}:{label}", windows) if windows else NO_QUOTA
         return Bulkhead(label, limits, self.scheduler, self.scheduler.call_soon_threadsafe,
-                        self.async_loop.loop)
+                        self.async_loop.loop, quota)
 
     def has_searchers(self, channel: str) -> bool:
         return self.registry.has_service(channel)
@@ -149,6 +152,10 @@ class Dispatcher(BaseComponent):
             return  # the lookup timed out meanwhile
         lookup.running.discard(job)
         job.call = None
+        if outcome.status == DEFERRED:  # its quota is spent: it waits in the bulkhead's queue
+            job.attempts -= 1
+            self._run(lookup, job)
+            return
         lookup.hits[job] = outcome.hits
         job.status = outcome.status
         if outcome.status == INCOMPLETE:

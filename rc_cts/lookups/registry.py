@@ -23,7 +23,7 @@ from .calls import is_async_handler
 
 LOG = logging.getLogger(__name__)
 
-MakeBulkhead = Callable[[str, SearcherLimits], Bulkhead]
+MakeBulkhead = Callable[[str, SearcherLimits, str], Bulkhead]  # (label, limits, service)
 
 
 def is_searcher_channel(channel: Any) -> bool:
@@ -110,7 +110,8 @@ class SearcherRegistry:
         label = type(component).__name__
         limits = self._limits_for(component, own_channel if is_searcher_channel(own_channel)
                                   else found[0][1])
-        searcher = Searcher(component, self._make_bulkhead(label, limits))
+        service = service_of(own_channel if is_searcher_channel(own_channel) else found[0][1])
+        searcher = Searcher(component, self._make_bulkhead(label, limits, service))
         self._adopted[id(component)] = searcher
         for method, channel, names, legacy_name in found:
             types = None if not names and legacy_name is None else frozenset(names)

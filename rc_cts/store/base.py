@@ -6,7 +6,10 @@ import abc
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+
+if TYPE_CHECKING:
+    from ..lookups.quota import Quota, Window
 
 
 class StoreError(Exception):
@@ -79,6 +82,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def release(self, request_id: str, owner: str) -> None:
         """Give the lease up, if ``owner`` holds it."""
+
+    def make_quota(self, name: str, windows: Sequence["Window"]) -> "Quota":
+        """The rate-limit windows of searcher ``name``: per process, unless the store is shared."""
+        from ..lookups.quota import LocalQuota
+        return LocalQuota(windows)
 
     def close(self) -> None:
         """Release connections and files."""

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import time
-from typing import List, Optional
+import uuid
+from typing import List, Optional, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ..lookups.quota import Quota, Window
 from .base import LookupRecord, Store, StoreError
 
 # Take the lease if free or expired, or renew it if ours: atomic, so two replicas never both win.
@@ -22,6 +24,29 @@ return 0
 """
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# A searcher's rate-limit windows, as sliding logs (sorted sets of call times), all checked and
+# counted at once so that replicas sharing the quota never pass it together. Returns 0 when the
+# call is counted, else the milliseconds until every window has room.
+QUOTA = """
+local now = tonumber(ARGV[1])
+local wait = 0
+for i, key in ipairs(KEYS) do
+    local limit = tonumber(ARGV[2 * i])
+    local span = tonumber(ARGV[2 * i + 1])
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - span)
+    local count = redis.call('ZCARD', key)
+    if count >= limit then
+        local oldest = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+        wait = math.max(wait, tonumber(oldest[2]) + span - now)
+    end
+end
+if wait > 0 then return wait end
+for i, key in ipairs(KEYS) do
+    redis.call('ZADD', key, now, ARGV[#ARGV])
+    redis.call('PEXPIRE', key, tonumber(ARGV[2 * i + 1]))
+end
 return 0
 """
 TIMEOUT = 1.0  # seconds: a Redis that does not answer must not hold the event loop for long
@@ -50,6 +75,7 @@ class RedisStore(Store):
             retry=Retry(NoBackoff(), 0), health_check_interval=10)
         self._lease = self._redis.register_script(LEASE)
         self._release = self._redis.register_script(RELEASE)
+        self._quota = self._redis.register_script(QUOTA)
 
     def _key(self, request_id: str) -> str:
         return f"{self.prefix}lookup:{request_id}"
@@ -98,5 +124,35 @@ class RedisStore(Store):
     def release(self, request_id: str, owner: str) -> None:
         self._call(self._release, [f"{self.prefix}lease:{request_id}"], [owner])
 
+    def count_call(self, keys: List[str], args: list) -> int:
+        """Run the quota script: 0 if the call is counted, else milliseconds to wait."""
+        return int(self._quota(keys, args))
+
+    def make_quota(self, name: str, windows: Sequence[Window]) -> Quota:
+        """One quota for every replica sharing this Redis (keys under the prefix)."""
+        return RedisQuota(self, name, windows)
+
     def close(self) -> None:
         self._redis.close()
+
+
+class RedisQuota(Quota):
+    """A searcher's windows in Redis; a Redis that cannot answer lets the call wait a second."""
+
+    blocking = True
+
+    def __init__(self, store: RedisStore, name: str, windows: Sequence[Window]):
+        self.windows = tuple(windows)
+        self._store = store
+        self._keys = [f"{store.prefix}quota:{name}:{w.limit}/{w.seconds:g}" for w in self.windows]
+        self._args: List[int] = []
+        for w in self.windows:
+            self._args += [w.limit, int(w.seconds * 1000)]
+
+    def acquire(self) -> float:
+        member = uuid.uuid4().hex
+        try:
+            wait_ms = self._store.count_call(self._keys, [int(time.time() * 1000), *self._args, member])
+        except redis.RedisError:
+            return 1.0
+        return float(wait_ms) / 1000.0

@@ -1,0 +1,80 @@
+"""Rate limits as APIs state them: "4/minute", "1000 per day", "10/second, 500/day".
+
+Every window holds at once, as a sliding log: no span of a window's length ever sees more
+calls than its limit.  A call that would pass one waits: the quota answers how long until
+every window has room, and the lookup stays pending meanwhile.  Per process by default;
+a Redis store shares each searcher's windows across replicas (``RedisStore.make_quota``).
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Deque, List, Optional, Sequence
+
+UNITS = {"second": 1, "sec": 1, "s": 1, "minute": 60, "min": 60, "m": 60, "hour": 3600, "h": 3600,
+         "day": 86400, "d": 86400, "month": 30 * 86400}
+_WINDOW = re.compile(r"^\s*([\d,_]+)\s*(?:/|per)\s*(\d*)\s*([a-z]+?)s?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Window:
+    limit: int
+    seconds: float
+
+    def __str__(self) -> str:
+        return f"{self.limit}/{self.seconds:g}s"
+
+
+def parse_rate_limit(text: str) -> List[Window]:
+    """``"10/second, 500/day"`` -> windows; ValueError naming the part it cannot read."""
+    windows = []
+    for part in filter(None, (p.strip() for p in re.split(r"[;]|,(?!\d{3})", text or ""))):
+        m = _WINDOW.match(part)
+        unit = m and UNITS.get(m.group(3).lower())
+        if not m or unit is None:
+            raise ValueError(f"rate limit {part!r} is not like '4/minute' or '1000 per day'")
+        limit = int(m.group(1).replace(",", "").replace("_", ""))
+        if limit <= 0:
+            raise ValueError(f"rate limit {part!r} must allow at least one call")
+        windows.append(Window(limit, unit * int(m.group(2) or 1)))
+    return windows
+
+
+class Quota:
+    """``acquire()`` -> 0 and the call is counted in every window, or the seconds to wait."""
+
+    windows: Sequence[Window] = ()
+    blocking = False  # whether acquire() does I/O (then it runs off the event loop)
+
+    def acquire(self) -> float:
+        return 0.0
+
+
+class LocalQuota(Quota):
+    """Sliding logs in this process."""
+
+    def __init__(self, windows: Sequence[Window]):
+        self.windows = tuple(windows)
+        self._logs: List[Deque[float]] = [deque() for _ in self.windows]
+        self._lock = threading.Lock()
+
+    def acquire(self, now: Optional[float] = None) -> float:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            wait = 0.0
+            for window, log in zip(self.windows, self._logs):
+                while log and log[0] <= now - window.seconds:
+                    log.popleft()
+                if len(log) >= window.limit:
+                    wait = max(wait, log[len(log) - window.limit] + window.seconds - now)
+            if wait > 0:
+                return wait
+            for log in self._logs:
+                log.append(now)
+            return 0.0
+
+
+NO_QUOTA = Quota()
