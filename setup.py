@@ -9,6 +9,7 @@ setup(
     license="MIT",
     python_requires=">=3.9",
     packages=find_packages(include=["rc_cts", "rc_cts.*"]),
+    package_data={"rc_cts": ["py.typed"]},
     install_requires=[
         "circuits>=3.2.3",
         "resilient-circuits>=51.0.0",
@@ -21,7 +22,9 @@ setup(
         # Searcher packages written for the original rc-cts call pkg_resources.declare_namespace.
         "legacy": ["setuptools>=40,<82"],
         "test": ["pytest>=7.0", "pytest-timeout>=2.1", "requests-mock>=1.9", "wheel>=0.38",
-                 "cryptography>=3.0", "sphinx>=5.0", "pytest-resilient-circuits>=51.0.0"],
+                 "cryptography>=3.0", "sphinx>=5.0", "pytest-resilient-circuits>=51.0.0", "mypy>=1.10", "types-cachetools>=5.0"],
+        # benchmarks/: the aiohttp service that is the cost floor in ../shared/bench
+        "bench": ["aiohttp>=3.10"],
     },
     entry_points={
         "console_scripts": ["rc-cts=rc_cts.cli:main"],

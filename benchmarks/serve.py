@@ -5,6 +5,7 @@
 Prints ``URL <base url>`` on stdout once it listens.
 """
 import argparse
+import asyncio
 import logging
 import sys
 import time
@@ -26,6 +27,36 @@ class BlockingSearcher(BaseComponent):
     @handler()
     def lookup(self, event, *args, **kwargs):
         time.sleep(self.delay)
+        return Hit(StringProp(name="Value", value=str(event.artifact["value"])))
+
+
+class InstantSearcher(BaseComponent):
+    """/cts/instant: answers at once (the framework's own cost per lookup)."""
+    channel = searcher_channel("instant")
+
+    @handler("net.ip")
+    def lookup(self, event, *args, **kwargs):
+        return Hit(StringProp(name="Value", value=str(event.artifact["value"])))
+
+
+class AsyncSearcher(BaseComponent):
+    """/cts/async: an ``async def`` handler awaiting 100 ms, as an httpx call would."""
+    channel = searcher_channel("async")
+    max_concurrency = 1024
+
+    @handler("net.ip")
+    async def lookup(self, event, *args, **kwargs):
+        await asyncio.sleep(0.1)
+        return Hit(StringProp(name="Value", value=str(event.artifact["value"])))
+
+
+class SlowSearcher(BaseComponent):
+    """/cts/slow: blocks for 3 s (an API having a bad day), with its default limits."""
+    channel = searcher_channel("slow")
+
+    @handler("net.ip")
+    def lookup(self, event, *args, **kwargs):
+        time.sleep(3)
         return Hit(StringProp(name="Value", value=str(event.artifact["value"])))
 
 
@@ -53,7 +84,8 @@ def main() -> None:
     cts = {"workers": str(args.workers)}
     cts.update(kv.split("=", 1) for kv in args.option)
     opts = {"webserver": {"server": "127.0.0.1", "port": str(args.port)}, "custom_threat_service": cts}
-    root, service, _ = build(opts, [BlockingSearcher(), UploadSearcher()])
+    root, service, _ = build(opts, [BlockingSearcher(), UploadSearcher(), InstantSearcher(), AsyncSearcher(),
+                                    SlowSearcher()])
     if args.prefill:
         from prefill import prefill
         prefill(service.store, args.prefill)

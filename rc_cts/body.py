@@ -5,7 +5,7 @@ limit, so nothing here ever holds more than one part in memory.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -22,7 +22,7 @@ class JsonBody:
     """``application/json``: the body is the ThreatServiceArtifactDTO."""
 
     def __init__(self) -> None:
-        self._chunks = []
+        self._chunks: List[bytes] = []
 
     def feed(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
@@ -49,7 +49,7 @@ class MultipartBody:
         self._other_bytes = 0
         self._artifact: Optional[bytearray] = None
         self._file: Optional[ArtifactFile] = None
-        self._current = None  # what the part being read is written into
+        self._current: Union[bytearray, ArtifactFile, None] = None  # what the part is written into
         self._header_name = b""
         self._header_value = b""
         self._headers: Dict[bytes, bytes] = {}
@@ -139,12 +139,15 @@ class _PartsTooLarge(Exception):
     pass
 
 
+Body = Union[JsonBody, MultipartBody]
+
+
 def body_for(content_type: str, tmpdir: Optional[str] = None,
-             max_file_bytes: Optional[int] = None, max_other_bytes: int = MAX_OTHER_BYTES):
+             max_file_bytes: Optional[int] = None, max_other_bytes: int = MAX_OTHER_BYTES) -> "Body":
     """The body parser for a request's Content-Type; 415 for types the protocol does not use.
     A body without a Content-Type is read as a JSON artifact, as the original did."""
-    ctype, params = parse_options_header(content_type or "")
-    ctype = ctype.decode("latin-1").lower()
+    raw_type, params = parse_options_header(content_type or "")
+    ctype = raw_type.decode("latin-1").lower()
     if ctype == "multipart/form-data":
         boundary = params.get(b"boundary")
         if not boundary:

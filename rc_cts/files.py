@@ -46,7 +46,9 @@ class ArtifactFile:
         self._hash.update(data)
         if self._memory is not None and self._memory.tell() + len(data) > SPOOL_THRESHOLD:
             self._to_disk()
-        (self._memory or self._disk).write(data)
+        sink = self._memory if self._memory is not None else self._disk
+        assert sink is not None
+        sink.write(data)
 
     def finish(self) -> "ArtifactFile":
         self.sha256 = self._hash.hexdigest()
@@ -68,7 +70,9 @@ class ArtifactFile:
         with self._lock:
             if self._path is None:
                 self._to_disk()
+                assert self._disk is not None
                 self._disk.close()
+            assert self._path is not None
             return self._path
 
     def open(self) -> BinaryIO:

@@ -46,7 +46,7 @@ class Request:
         self.path = target.split("?", 1)[0]
         self.headers = headers
         self.peer = peer
-        self.body = None      # a body parser from the application, fed as data arrives
+        self.body: Any = None  # a body parser from the application, fed as data arrives
         self.max_body: Optional[int] = None  # the application's limit for this request, if any
         self.context: Dict[str, Any] = {}
         self.error: Optional[HttpError] = None  # refused already; answered once the request is in
@@ -168,11 +168,13 @@ class HttpServer(BaseComponent):
                 if isinstance(event, h11.Request):
                     self._on_request_head(conn, event)
                 elif isinstance(event, h11.Data):
+                    req = conn.request
+                    assert req is not None  # h11 gives Data only after a Request
                     conn.body_bytes += len(event.data)
-                    if conn.body_bytes > self._limit(conn.request):
-                        raise self._too_large(conn.request)
-                    if conn.request.body is not None:
-                        conn.request.body.feed(event.data)
+                    if conn.body_bytes > self._limit(req):
+                        raise self._too_large(req)
+                    if req.body is not None:
+                        req.body.feed(event.data)
                 elif isinstance(event, h11.EndOfMessage):
                     self._on_request_end(conn)
                 elif isinstance(event, h11.ConnectionClosed):
@@ -202,6 +204,7 @@ class HttpServer(BaseComponent):
         conn.busy = True
         conn.request_started = None
         req = conn.request
+        assert req is not None  # h11 gives EndOfMessage only after a Request
 
         def respond(status: int, payload: Any, headers: Optional[Dict[str, str]] = None) -> None:
             self._respond(conn, req, status, payload, headers)

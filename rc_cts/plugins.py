@@ -11,7 +11,7 @@ import logging
 import traceback
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, List, Mapping, Tuple
+from typing import Any, List, Mapping, Set, Tuple
 
 from .artifacts import ARTIFACT_TYPES, LEGACY_PREFIX, is_artifact_type_name, legacy_method_name
 from .hits import SEARCHER_CHANNEL_PREFIX
@@ -44,7 +44,7 @@ class SearcherClass:
 
     @property
     def channel(self) -> str:
-        return self.cls.channel
+        return str(getattr(self.cls, "channel"))
 
     @property
     def service(self) -> str:
@@ -53,14 +53,15 @@ class SearcherClass:
 
     def artifact_types(self) -> List[str]:
         """The artifact types its handlers select; ``["*"]`` for a catch-all handler."""
-        types = set()
+        types: Set[str] = set()
         for name, member in inspect.getmembers(self.cls, callable):
             if getattr(member, "handler", False):
-                if member.channel not in (None, self.channel):
+                handler: Any = member  # a circuits handler: it has .channel and .names
+                if handler.channel not in (None, self.channel):
                     continue
-                if not member.names:
+                if not handler.names:
                     return ["*"]
-                types.update(n for n in member.names if is_artifact_type_name(n))
+                types.update(n for n in handler.names if is_artifact_type_name(n))
             elif name.startswith(LEGACY_PREFIX):
                 types.update(t for t in ARTIFACT_TYPES if legacy_method_name(t) == name)
         return sorted(types)

@@ -7,10 +7,12 @@ the poller in time for the next deadline.
 from __future__ import annotations
 
 import heapq
-import logging
 import itertools
+import logging
+import threading
 import time
-from typing import Any, Callable, List, Tuple
+from collections import deque
+from typing import Any, Callable, Deque, List, Tuple
 
 from circuits import BaseComponent, Event, handler
 
@@ -40,6 +42,9 @@ class Scheduler(BaseComponent):
         super().__init__(channel=channel)
         self._heap: List[Tuple[float, int, TimerHandle, Callable, tuple]] = []
         self._seq = itertools.count()
+        self._handed: Deque[Callable[[], Any]] = deque()  # from other threads, for the loop
+        self._wake_lock = threading.Lock()
+        self._wake_pending = False
 
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> TimerHandle:
         handle = TimerHandle(time.monotonic() + max(0.0, delay))
@@ -47,12 +52,26 @@ class Scheduler(BaseComponent):
         return handle
 
     def call_soon_threadsafe(self, fn: Callable[[], Any]) -> None:
-        """From any thread: run ``fn`` in the loop thread (one circuits event, about 0.2 ms)."""
-        self.fire(run_in_loop(fn), self.channel)
+        """From any thread: run ``fn`` in the loop thread.  Callables handed over while the loop
+        is busy share one circuits event (about 0.2 ms each), so a burst costs one wake-up."""
+        self._handed.append(fn)
+        with self._wake_lock:
+            if self._wake_pending:
+                return
+            self._wake_pending = True
+        self.fire(run_in_loop(), self.channel)
 
     @handler("run_in_loop")
-    def _on_run_in_loop(self, fn: Callable[[], Any]) -> None:
-        fn()
+    def _on_run_in_loop(self) -> None:
+        with self._wake_lock:
+            self._wake_pending = False
+        handed = self._handed
+        for _ in range(len(handed)):
+            fn = handed.popleft()
+            try:
+                fn()
+            except Exception:  # one failing callback must not stop the others
+                LOG.exception("callback %r failed", fn)
 
     def call_every(self, interval: float, fn: Callable[[], Any]) -> None:
         def tick() -> None:

@@ -37,7 +37,8 @@ class ThreatServiceApp:
         self.dispatcher = dispatcher
         self.upload_dir = os.path.expanduser(settings.upload_dir) if settings.upload_dir else None
         self.urlbase = "/" + settings.urlbase.strip("/")
-        self.auth = BasicAuth(settings.auth_user, settings.auth_password) if settings.auth_enabled else None
+        self.auth = (BasicAuth(settings.auth_user or "", settings.auth_password or "")
+                     if settings.auth_enabled else None)
         self._unknown_ids: LRUCache = LRUCache(maxsize=UNKNOWN_IDS_REMEMBERED)  # logged once each
 
     # -- routing -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import logging
 import queue
 import threading
@@ -145,7 +146,7 @@ class Call:
     def __init__(self, work: Callable[[], Any], is_async: bool, on_done: OnDone):
         self.work = work            # sync: returns an Outcome; async: returns a coroutine of one
         self.is_async = is_async
-        self.on_done = on_done
+        self.on_done: Optional[OnDone] = on_done  # None once told
         self.state = "queued"
         self.future: Optional[Future] = None
         self.timer: Optional[TimerHandle] = None
@@ -233,7 +234,11 @@ class Bulkhead:
             call.future = asyncio.run_coroutine_threadsafe(work(), self._async_loop())
         else:
             call.future = self._pool.submit(work)
-        call.future.add_done_callback(lambda future, call=call: self._post(lambda: self._ended(call, future)))
+        call.future.add_done_callback(functools.partial(self._on_future_done, call))
+
+    def _on_future_done(self, call: Call, future: Future) -> None:
+        """In the worker (or the asyncio loop): hand the end of the call to the loop thread."""
+        self._post(functools.partial(self._ended, call, future))
 
     def _within_quota(self, call: Call) -> Callable[[], Any]:
         """The call, preceded by taking its place in the quota (I/O with a Redis quota, so in

@@ -77,7 +77,7 @@ class Dispatcher(BaseComponent):
             return lookup
         lookup = Lookup(record, channel, file, rerun)
         self.active[record.id] = lookup
-        self.results.claim(lookup.snapshot(complete=False),
+        self.results.claim(lookup.snapshot(complete=False) if self.results.resumable else record,
                            lambda ours, error: self._claimed(lookup, ours, error, resumed))
         return lookup
 
@@ -176,7 +176,7 @@ class Dispatcher(BaseComponent):
         if lookup.settled:
             self._finish(lookup)
         elif changed:  # hits found so far, for GETs on other replicas; the final write matters more
-            self.results.note(lookup.snapshot(complete=False))
+            self.results.note(lookup.snapshot(complete=False), shared_only=True)
 
     def _time_out(self, lookup: Lookup) -> None:
         if self.active.get(lookup.id) is lookup:
@@ -204,8 +204,8 @@ class Dispatcher(BaseComponent):
         if record.missing:
             LOG.info("lookup %s %s incomplete: %d hits, none yet from %s", lookup.id,
                      record.artifact["type"], len(record.shown_hits), ", ".join(sorted(record.missing)))
-        else:
-            LOG.info("lookup %s %s done: %d hits", lookup.id, record.artifact["type"], len(record.hits))
+        else:  # the access log line says it at INFO: one line per lookup
+            LOG.debug("lookup %s %s done: %d hits", lookup.id, record.artifact["type"], len(record.hits))
         LOG.debug("lookup %s value %r", lookup.id, str(record.artifact["value"])[:80])
         lookup.final = record
         lookup.tell(record)

@@ -75,10 +75,17 @@ class SearcherRegistry:
         self._overrides = overrides or {}
         self._adopted: Dict[int, Searcher] = {}
         self._by_channel: Dict[str, List[SearcherHandler]] = {}
+        self._matching: Dict[tuple, List[SearcherHandler]] = {}  # (channel, type) -> handlers
 
     # -- queries -----------------------------------------------------------------------------
     def handlers_for(self, channel: str, artifact_type: str) -> List[SearcherHandler]:
-        return [h for h in self._by_channel.get(channel, ()) if h.matches(artifact_type)]
+        key = (channel, artifact_type)
+        found = self._matching.get(key)
+        if found is None:
+            found = [h for h in self._by_channel.get(channel, ()) if h.matches(artifact_type)]
+            if len(self._matching) < 10000:  # artifact types come from clients: bounded
+                self._matching[key] = found
+        return found
 
     def has_service(self, channel: str) -> bool:
         return channel in self._by_channel
@@ -108,9 +115,9 @@ class SearcherRegistry:
             return None
         own_channel = getattr(component, "channel", None)
         label = type(component).__name__
-        limits = self._limits_for(component, own_channel if is_searcher_channel(own_channel)
-                                  else found[0][1])
-        service = service_of(own_channel if is_searcher_channel(own_channel) else found[0][1])
+        main_channel: str = str(own_channel) if is_searcher_channel(own_channel) else found[0][1]
+        limits = self._limits_for(component, main_channel)
+        service = service_of(main_channel)
         searcher = Searcher(component, self._make_bulkhead(label, limits, service))
         self._adopted[id(component)] = searcher
         for method, channel, names, legacy_name in found:
@@ -120,6 +127,7 @@ class SearcherRegistry:
                                       types, legacy_name, searcher, is_async_handler(method))
             searcher.handlers.append(handler)
             self._by_channel.setdefault(channel, []).append(handler)
+            self._matching.clear()
             _take_out_of_circuits(component, method, names)
             LOG.info("searcher %s on %s for %s%s", handler.label, service_of(channel),
                      ", ".join(sorted(names)) or (legacy_name and legacy_name[len(LEGACY_PREFIX):])
@@ -138,7 +146,7 @@ class SearcherRegistry:
                                 {n: getattr(component, n) for n in LIMIT_KINDS if hasattr(component, n)}),
                                ("app.config", self._overrides.get(service_of(channel), {}))):
             try:
-                candidate = limits.with_values(values)
+                candidate = limits.with_values(dict(values))
             except (TypeError, ValueError) as exc:
                 LOG.error("searcher %s: limits from %s ignored: %s", type(component).__name__, source, exc)
                 continue

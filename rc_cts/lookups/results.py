@@ -51,6 +51,10 @@ class Results:
     def claim(self, record: LookupRecord, on_claim: Callable[[bool, Optional[StoreError]], None]) -> None:
         """Take the lease on a lookup and store it pending (so a GET on any replica finds it):
         ``on_claim(True, None)``; ``(False, None)`` if another process holds the lease."""
+        if not self.resumable:  # this process's own memory: nobody else reads or runs it
+            on_claim(True, None)
+            return
+
         def claim(store) -> bool:
             if not store.lease(record.id, self.owner, self.lease_secs):
                 return False
@@ -58,18 +62,23 @@ class Results:
             return True
         self.gate.call(claim, on_claim)
 
-    def note(self, record: LookupRecord) -> None:
-        """Store a record nobody waits on (hits so far, a poll count); failures are logged."""
+    def note(self, record: LookupRecord, shared_only: bool = False) -> None:
+        """Store a record nobody waits on (hits so far, a poll count); failures are logged.
+        ``shared_only``: only where other processes read it (hits so far, for their GETs)."""
+        if shared_only and not self.resumable:
+            return
         self.gate.write(lambda store: store.put(record),
                         lambda exc: LOG.warning("lookup %s not updated in the store: %s", record.id, exc))
 
     def save(self, record: LookupRecord) -> None:
         """Store an ended lookup and give its lease up; kept in memory until the store has it."""
         self.kept[record.id] = record
+        resumable = self.resumable
 
         def write(store) -> None:
             store.put(record)
-            store.release(record.id, self.owner)
+            if resumable:
+                store.release(record.id, self.owner)
 
         def failed(exc: StoreError) -> None:
             LOG.warning("result of %s kept in memory until the store is back: %s", record.id, exc)

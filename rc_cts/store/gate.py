@@ -9,6 +9,7 @@ blocks (the memory store) is called inline.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -81,9 +82,11 @@ class StoreGate:
                 if on_error is not None:
                     on_error(exc)
             return
-        self._submit(lambda: fn(self.store),
-                     None if on_error is None else (lambda _value, error: error and on_error(error)),
-                     float("inf"))
+        def back(_value: Any, error: Optional[StoreError]) -> None:
+            if error is not None and on_error is not None:
+                on_error(error)
+
+        self._submit(lambda: fn(self.store), back if on_error is not None else None, float("inf"))
 
     def close(self) -> None:
         """Stop the thread once the calls queued before are done, then close the store."""
@@ -122,6 +125,6 @@ class StoreGate:
             finally:
                 self._busy_since = None
             if back is not None:
-                self._post(lambda back=back, value=value, error=error: back(value, error))
+                self._post(functools.partial(back, value, error))
             elif error is not None:
                 LOG.warning("store write failed: %s", error)

@@ -29,6 +29,16 @@ max_attempts = 3
 backoff_secs = 1
 """
 
+ASYNC_REPUTATION_SEARCHER = """\
+[async_reputation_searcher]
+# The same reputation API for /cts/reputation_async, called with httpx on rc-cts's asyncio loop.
+# Its quota (rate_limit = 4/second, 1000/day) and concurrency are declared on the class;
+# override them in [custom_threat_service.reputation_async].
+url = https://reputation.example.com/api/v1
+api_key = $REPUTATION_API_KEY
+timeout_secs = 10
+"""
+
 
 FILE_SEARCHER = """\
 [file_searcher]
@@ -50,6 +60,10 @@ def feed_section_data() -> str:
 
 def reputation_section_data() -> str:
     return REPUTATION_SEARCHER
+
+
+def async_reputation_section_data() -> str:
+    return ASYNC_REPUTATION_SEARCHER
 
 
 def file_section_data() -> str:
