@@ -27,7 +27,7 @@ setup(
         "bench": ["aiohttp>=3.10"],
     },
     entry_points={
-        "console_scripts": ["rc-cts=rc_cts.cli:main"],
+        "console_scripts": ["rc-cts=rc_cts.tools.cli:main"],
         # Under the resilient-circuits daemon: the service component, its config sections
         # (one entry each, because `resilient-circuits config -u` adds one section per entry),
         # and its selftest.
@@ -35,8 +35,8 @@ setup(
             "CustomThreatService = rc_cts.service:CustomThreatService",
         ],
         "resilient.circuits.configsection": [
-            "webserver = rc_cts.config_sections:webserver_section",
-            "custom_threat_service = rc_cts.config_sections:custom_threat_service_section",
+            "webserver = rc_cts.config.sections:webserver_section",
+            "custom_threat_service = rc_cts.config.sections:custom_threat_service_section",
         ],
         "resilient.circuits.selftest": [
             "rc_cts = rc_cts.selftest:selftest_function",

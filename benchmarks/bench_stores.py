@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from bench_lookups import rss_mb, sim, start_service  # noqa: E402
 from prefill import artifact  # noqa: E402
-from rc_cts.protocol import request_id  # noqa: E402
+from rc_cts.http.protocol import request_id  # noqa: E402
 from redis_server import RedisServer  # noqa: E402
 
 

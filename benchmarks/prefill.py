@@ -2,7 +2,7 @@
 import sqlite3
 import time
 
-from rc_cts.protocol import request_id
+from rc_cts.http.protocol import request_id
 from rc_cts.store import LookupRecord, MemoryStore
 
 HIT = {"props": [{"type": "string", "name": "Value", "value": ""}, {"type": "number", "name": "Score", "value": 7}]}

@@ -8,7 +8,7 @@ from typing import Any, Iterable, List, Mapping, Optional, Tuple
 from circuits import BaseComponent, Manager
 
 from . import plugins
-from .client import Client
+from .tools.client import Client
 from .service import CustomThreatService
 
 LOG = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping
 
 from . import plugins
-from .config import ConfigError, settings_from_opts
+from .config.settings import ConfigError, settings_from_opts
 
 
 def selftest_function(opts: Mapping[str, Any]) -> Dict[str, str]:

@@ -20,8 +20,8 @@ from typing import Any, Mapping, Optional
 from circuits import BaseComponent, Manager, handler
 from circuits.core.events import registered
 
-from .config import Settings, service_limits_from_opts, settings_from_opts
-from .httpserver import HttpServer
+from .config.settings import Settings, service_limits_from_opts, settings_from_opts
+from .http.server import HttpServer
 from .lookups.bulkhead import SearcherLimits
 from .lookups.dispatcher import Dispatcher
 from .lookups.registry import service_of
@@ -29,7 +29,7 @@ from .lookups.results import Results
 from .scheduler import Scheduler
 from .store import Store, open_store
 from .store.gate import StoreGate
-from .web import ThreatServiceApp
+from .http.app import ThreatServiceApp
 
 LOG = logging.getLogger(__name__)
 

@@ -82,7 +82,7 @@ def run_cli(tmp_path):
     procs: List[Process] = []
 
     def start(config_text: Optional[str] = None, pythonpath=(), args=(), env=None,
-              wait=True, module: str = "rc_cts.cli") -> Process:
+              wait=True, module: str = "rc_cts.tools.cli") -> Process:
         cmd = [sys.executable, "-m", module, "run"]
         if config_text is not None:
             cfg = tmp_path / f"app{len(procs)}.config"

@@ -3,7 +3,7 @@ import base64
 
 import pytest
 
-from rc_cts.client import Client
+from rc_cts.tools.client import Client
 from .searchers import HitSearcher
 
 GOOD = {"type": "net.uri", "value": "http://ok"}

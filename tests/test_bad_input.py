@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from rc_cts.client import multipart
+from rc_cts.tools.client import multipart
 from .searchers import HitSearcher
 
 GOOD = {"type": "net.uri", "value": "http://ok"}

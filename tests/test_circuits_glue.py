@@ -1,4 +1,4 @@
-"""Pins the circuits internals that rc_cts/listener.py (the one glue module) relies on, and
+"""Pins the circuits internals that rc_cts/http/listener.py (the one glue module) relies on, and
 checks that no other module of rc_cts reads circuits' private attributes."""
 import inspect
 import subprocess
@@ -8,7 +8,7 @@ from pathlib import Path
 from circuits import Manager
 from circuits.net.sockets import Server, TCPServer
 
-from rc_cts.listener import Listener
+from rc_cts.http.listener import Listener
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKER = ROOT.parent / "shared" / "checks" / "circuits_private.py"
@@ -48,4 +48,4 @@ def test_the_private_state_the_listener_reads_is_there():
 def test_no_other_module_touches_circuits_private_attributes():
     out = subprocess.run([sys.executable, str(CHECKER), str(ROOT / "rc_cts")], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout
-    assert out.stdout.splitlines()[:-1] == [f"{ROOT / 'rc_cts' / 'listener.py'}: _buffers _bufsize _clients _on_accept_done _sock"]
+    assert out.stdout.splitlines()[:-1] == [f"{ROOT / 'rc_cts' / 'http' / 'listener.py'}: _buffers _bufsize _clients _on_accept_done _sock"]

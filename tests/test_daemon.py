@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from rc_cts import config_sections
+from rc_cts.config import sections as config_sections
 
-from rc_cts.client import Client
+from rc_cts.tools.client import Client
 from .conftest import ROOT
 from .redis_server import free_port
 from .soar_standin import SoarStandIn

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from rc_cts.client import multipart
+from rc_cts.tools.client import multipart
 from rc_cts.testing import hit_values
 
 from .searchers import FileSearcher, HitSearcher

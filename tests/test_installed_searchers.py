@@ -6,7 +6,7 @@ import sys
 
 from rc_cts.plugins import LEGACY_HINT
 
-from rc_cts.client import Client
+from rc_cts.tools.client import Client
 from .conftest import ROOT
 from .soar_standin import SoarStandIn
 

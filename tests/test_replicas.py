@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from rc_cts.client import Client
+from rc_cts.tools.client import Client
 
 from .searchers import HitSearcher
 

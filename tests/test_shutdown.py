@@ -6,7 +6,7 @@ import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from rc_cts.client import Client
+from rc_cts.tools.client import Client
 
 
 def config(tmp_path, grace=10, concurrency=2):

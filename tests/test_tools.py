@@ -16,7 +16,7 @@ def rc_cts(*args, pythonpath=(), env=None, check=False):
     environ = dict(os.environ, **(env or {}))
     environ["PYTHONPATH"] = os.pathsep.join([*map(str, pythonpath), str(ROOT)])
     environ.pop("APP_CONFIG_FILE", None)
-    return subprocess.run([sys.executable, "-m", "rc_cts.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "rc_cts.tools.cli", *args], capture_output=True, text=True,
                           env=environ, check=check, timeout=120)
 
 
@@ -32,7 +32,7 @@ def test_searchers_lists_services_types_and_packages(legacy_searcher_path):
 
 
 def test_searchers_reports_load_errors(legacy_searcher_path):
-    code = "import sys; sys.modules['pkg_resources'] = None\nfrom rc_cts.cli import main\nsys.exit(main(['searchers']))"
+    code = "import sys; sys.modules['pkg_resources'] = None\nfrom rc_cts.tools.cli import main\nsys.exit(main(['searchers']))"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(legacy_searcher_path), str(ROOT)]))
     broken = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert broken.returncode == 1

@@ -7,15 +7,15 @@ import pytest
 import rc_cts
 from rc_cts import (Hit, IpProp, LatLngProp, NumberProp, StringProp, ThreatLookupIncompleteException,
                     ThreatServiceLookupEvent, UriProp, searcher_channel)
-from rc_cts.auth import BasicAuth
-from rc_cts.body import JsonBody, body_for
+from rc_cts.http.auth import BasicAuth
+from rc_cts.http.body import JsonBody, body_for
 from rc_cts.config import ConfigError, Settings, find_config_file, read_config_file, settings_from_opts
-from rc_cts.errors import HttpError
-from rc_cts.protocol import request_id, validate_artifact, retry_body
+from rc_cts.http.errors import HttpError
+from rc_cts.http.protocol import request_id, validate_artifact, retry_body
 from rc_cts.lookups.calls import DONE, FAILED, INCOMPLETE, call_searcher
 from rc_cts.store import LookupRecord, MemoryStore
 
-from rc_cts.client import multipart
+from rc_cts.tools.client import multipart
 
 
 # -- public API and compatibility -----------------------------------------------------------------

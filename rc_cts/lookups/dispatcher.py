@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from circuits import BaseComponent, handler
 
-from ..files import ArtifactFile
+from ..http.files import ArtifactFile
 from ..hits import searcher_channel
 from ..scheduler import Scheduler
 from ..store import LookupRecord, StoreError

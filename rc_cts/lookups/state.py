@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Callable, Dict, List, Optional, Set, Tuple, Union
 
 from ..events import ThreatServiceLookupEvent
-from ..files import ArtifactFile
+from ..http.files import ArtifactFile
 from ..scheduler import TimerHandle
 from ..store import LookupRecord, StoreError
 from .bulkhead import Call

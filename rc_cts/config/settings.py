@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any, Dict, Mapping, Optional, get_type_hints
 
-from .lookups.bulkhead import LIMIT_KINDS
-from .lookups.quota import parse_rate_limit
+from ..lookups.bulkhead import LIMIT_KINDS
+from ..lookups.quota import parse_rate_limit
 
 STORES = ("memory", "sqlite", "redis")
 WEB_SECTION = "webserver"

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from . import __version__
-from .config import ConfigError, find_config_file, read_config_file, settings_from_opts
-from .lookups.registry import service_of
-from .store import StoreError
+from .. import __version__
+from ..config.settings import ConfigError, find_config_file, read_config_file, settings_from_opts
+from ..lookups.registry import service_of
+from ..store import StoreError
 
 LOG = logging.getLogger("rc_cts")
 LOG_FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
@@ -28,7 +28,7 @@ def _load_opts(path: Optional[str]):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runner import build  # imported late: --help stays fast
+    from ..runner import build  # imported late: --help stays fast
     opts = _load_opts(args.config)
     settings_from_opts(opts)  # fail early, with the option's name, on a bad value
     root, _, _ = build(opts)
@@ -37,7 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_searchers(args: argparse.Namespace) -> int:
-    from . import plugins
+    from .. import plugins
     found, errors = plugins.discover()
     rows = [(sc.service, ", ".join(sc.artifact_types()).replace("*", "every type") or "-",
              f"{sc.cls.__module__}:{sc.cls.__name__}", f"{sc.distribution} {sc.version}".strip())
@@ -68,7 +68,7 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     if args.url:
         targets = [(Client(args.url, args.user, args.password), "", args.url)]
     else:
-        from .runner import start_in_thread
+        from ..runner import start_in_thread
         opts = _load_opts(args.config)
         opts.setdefault("webserver", {}).update({"server": "127.0.0.1", "port": "0", "secure": "false"})
         # a throw-away store: never write to, or take lookups over from, a running service's store

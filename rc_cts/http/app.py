@@ -12,14 +12,14 @@ from cachetools import LRUCache
 
 from .auth import BasicAuth
 from .body import MultipartBody, body_for
-from .config import Settings
-from .lookups.dispatcher import Dispatcher
-from .lookups.state import Answer, Lookup
+from ..config.settings import Settings
+from ..lookups.dispatcher import Dispatcher
+from ..lookups.state import Answer, Lookup
 from .errors import HttpError
-from .hits import searcher_channel
-from .httpserver import Request
+from ..hits import searcher_channel
+from .server import Request
 from .protocol import done_body, request_id, retry_body
-from .store import LookupRecord, StoreError
+from ..store import LookupRecord, StoreError
 
 LOG = logging.getLogger(__name__)
 ACCESS = logging.getLogger("rc_cts.access")

@@ -17,7 +17,7 @@ from circuits import BaseComponent, handler
 
 from .errors import HttpError
 from .listener import Listener
-from .scheduler import Scheduler
+from ..scheduler import Scheduler
 
 LOG = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class HttpServer(BaseComponent):
                  keyfile: Optional[str] = None, max_body_bytes: int = 10 * 1024 * 1024,
                  idle_timeout: float = 60, request_timeout: float = 120,
                  max_connections: int = 2000, scheduler: Scheduler, channel: Optional[str] = None):
-        super().__init__(channel=channel or f"rc_cts.web.{id(self):x}")
+        super().__init__(channel=channel or f"rc_cts.http.{id(self):x}")
         self.app = app
         self.secure = secure
         self.max_body_bytes = max_body_bytes
