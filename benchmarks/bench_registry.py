@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 from bench_lookups import SHARED, rss_mb, start_service
 

@@ -20,9 +20,8 @@ from typing import Any, Mapping, Optional
 from circuits import BaseComponent, Manager, handler
 from circuits.core.events import registered
 
-from .config.settings import Settings, service_limits_from_opts, settings_from_opts
+from .config.settings import Settings, settings_from_opts
 from .http.server import HttpServer
-from .lookups.bulkhead import SearcherLimits
 from .lookups.dispatcher import Dispatcher
 from .lookups.registry import service_of
 from .lookups.results import Results
@@ -49,20 +48,9 @@ class CustomThreatService(BaseComponent):
         self.scheduler = Scheduler().register(self.engine)
         results = Results(StoreGate(self.store, self.scheduler, self.scheduler.call_soon_threadsafe),
                           self.scheduler, s.lease_secs)
-        limits = SearcherLimits(max_concurrency=s.workers, max_queue=s.max_queue,
-                                call_timeout_secs=s.call_timeout_secs, max_abandoned=s.workers)
-        self.dispatcher = Dispatcher(results, self.scheduler, limits=limits,
-                                     limit_overrides=service_limits_from_opts(opts or {}),
-                                     max_retries=s.max_retries,
-                                     incomplete_retry_secs=s.incomplete_retry_secs,
-                                     lookup_timeout_secs=s.lookup_timeout_secs).register(self.engine)
+        self.dispatcher = Dispatcher(results, self.scheduler, s).register(self.engine)
         self.app = ThreatServiceApp(s, self.dispatcher)
-        self.http = HttpServer(self.app, (s.server, s.port), secure=s.secure, certfile=s.certfile,
-                               keyfile=s.keyfile, max_body_bytes=s.max_body_bytes,
-                               idle_timeout=s.idle_timeout_secs,
-                               request_timeout=s.request_timeout_secs,
-                               max_connections=s.max_connections,
-                               scheduler=self.scheduler).register(self.engine)
+        self.http = HttpServer(self.app, s, self.scheduler).register(self.engine)
         self._engine_started = False
         self._stopping = False
 

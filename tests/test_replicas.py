@@ -1,6 +1,5 @@
 """Results that survive restarts (SQLite) and replicas that share the work (Redis), end to end:
 real processes, real HTTP, SIGKILL, and a Redis restarted under load."""
-import os
 import signal
 import threading
 import time

@@ -8,10 +8,10 @@ from __future__ import annotations
 import configparser
 import os
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Dict, Mapping, Optional, get_type_hints
 
-from ..lookups.bulkhead import LIMIT_KINDS
+from ..lookups.bulkhead import LIMIT_KINDS, SearcherLimits
 from ..lookups.quota import parse_rate_limit
 
 STORES = ("memory", "sqlite", "redis")
@@ -63,10 +63,18 @@ class Settings:
     redis_prefix: str = "rc_cts:"
     lease_secs: float = 30
     shutdown_grace_secs: float = 10
+    # [custom_threat_service.<service>] sections: one service's searcher limits
+    service_limits: Dict[str, Dict[str, Any]] = field(default_factory=dict, compare=False)
 
     @property
     def auth_enabled(self) -> bool:
         return bool(self.auth_user)
+
+    @property
+    def searcher_limits(self) -> SearcherLimits:
+        """Every searcher's limits, unless its class or its service's section says otherwise."""
+        return SearcherLimits(max_concurrency=self.workers, max_queue=self.max_queue,
+                              call_timeout_secs=self.call_timeout_secs, max_abandoned=self.workers)
 
     @property
     def max_body_bytes(self) -> int:
@@ -78,7 +86,7 @@ class Settings:
 
 
 _KINDS = {name: (str if hint == Optional[str] else hint)
-          for name, hint in get_type_hints(Settings).items()}
+          for name, hint in get_type_hints(Settings).items() if name != "service_limits"}
 _SECTION_OF = {f.name: WEB_SECTION for f in fields(Settings)
                if f.name in ("server", "port", "secure", "certfile", "keyfile")}
 _ENV_REF = re.compile(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$")
@@ -118,11 +126,12 @@ def _convert(name: str, value: Any, default: Any, kind: type) -> Any:
 
 def settings_from_opts(opts: Mapping[str, Mapping[str, Any]]) -> Settings:
     """Build validated Settings from config sections; unknown options are ignored."""
-    values = {}
+    values: Dict[str, Any] = {}
     for f in fields(Settings):
-        section = opts.get(_SECTION_OF.get(f.name, CTS_SECTION)) or {}
-        values[f.name] = _convert(f.name, section.get(f.name), f.default, _KINDS[f.name])
-    settings = Settings(**values)
+        if f.name in _KINDS:
+            section = opts.get(_SECTION_OF.get(f.name, CTS_SECTION)) or {}
+            values[f.name] = _convert(f.name, section.get(f.name), f.default, _KINDS[f.name])
+    settings = Settings(**values, service_limits=service_limits_from_opts(opts))
     _validate(settings)
     return settings
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Dict, Optional
 
 import h11
 from circuits import BaseComponent, handler
 
 from .errors import HttpError
 from .listener import Listener
+from ..config.settings import Settings
 from ..scheduler import Scheduler
 
 LOG = logging.getLogger(__name__)
@@ -79,22 +80,20 @@ class HttpServer(BaseComponent):
     """Serves ``app``: ``app.begin(request)`` when the headers are in (returns the body
     parser, or raises HttpError), ``app.handle(request, respond)`` when the body is in."""
 
-    def __init__(self, app, bind, *, secure: bool = False, certfile: Optional[str] = None,
-                 keyfile: Optional[str] = None, max_body_bytes: int = 10 * 1024 * 1024,
-                 idle_timeout: float = 60, request_timeout: float = 120,
-                 max_connections: int = 2000, scheduler: Scheduler, channel: Optional[str] = None):
-        super().__init__(channel=channel or f"rc_cts.http.{id(self):x}")
+    def __init__(self, app: Any, settings: Settings, scheduler: Scheduler):
+        super().__init__(channel=f"rc_cts.http.{id(self):x}")
+        s = settings
         self.app = app
-        self.secure = secure
-        self.max_body_bytes = max_body_bytes
-        self.idle_timeout = idle_timeout
-        self.request_timeout = request_timeout
-        self.max_connections = max_connections
+        self.secure = s.secure
+        self.max_body_bytes = s.max_body_bytes
+        self.idle_timeout = s.idle_timeout_secs
+        self.request_timeout = s.request_timeout_secs
+        self.max_connections = s.max_connections
         self._scheduler = scheduler
         self._conns: Dict[Any, _Connection] = {}
-        self.listener = Listener(bind, secure=secure, certfile=certfile, keyfile=keyfile,
-                                  bufsize=READ_SIZE, channel=self.channel)
-        if secure:
+        self.listener = Listener((s.server, s.port), secure=s.secure, certfile=s.certfile, keyfile=s.keyfile,
+                                 bufsize=READ_SIZE, channel=self.channel)
+        if s.secure:
             self.listener.ssl_context()  # a bad certificate fails at start, not per client
         self.listener.register(self)
         scheduler.call_every(SWEEP_INTERVAL, self._sweep)

@@ -12,10 +12,11 @@ import functools
 import logging
 import time
 from dataclasses import replace
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Optional
 
 from circuits import BaseComponent, handler
 
+from ..config.settings import Settings
 from ..http.files import ArtifactFile
 from ..hits import searcher_channel
 from ..scheduler import Scheduler
@@ -26,7 +27,7 @@ from .calls import DEFERRED, INCOMPLETE, Outcome, call_async_searcher, call_sear
 from .quota import NO_QUOTA, parse_rate_limit
 from .registry import SearcherRegistry, service_of
 from .results import Results
-from .state import Answer, Job, Lookup, Waiter
+from .state import Job, Lookup, Waiter
 
 LOG = logging.getLogger(__name__)
 MAX_BACKOFF_FACTOR = 12   # missing searchers are run again after at most 12 x incomplete_retry_secs
@@ -36,18 +37,16 @@ DEFER_RETRY_SECS = 0.5    # a call refused by a full bulkhead queue is offered a
 class Dispatcher(BaseComponent):
     """Starts lookups, runs searchers in their bulkheads, and tells waiters how they ended."""
 
-    def __init__(self, results: Results, scheduler: Scheduler, *, limits: SearcherLimits = SearcherLimits(),
-                 limit_overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
-                 max_retries: int = 60, incomplete_retry_secs: float = 5,
-                 lookup_timeout_secs: float = 300, channel: Optional[str] = None):
-        super().__init__(channel=channel or f"rc_cts.dispatch.{id(self):x}")
+    def __init__(self, results: Results, scheduler: Scheduler, settings: Settings):
+        super().__init__(channel=f"rc_cts.dispatch.{id(self):x}")
         self.results = results
         self.scheduler = scheduler
-        self.max_retries = max_retries
-        self.incomplete_retry_secs = incomplete_retry_secs
-        self.lookup_timeout_secs = lookup_timeout_secs
+        self.max_retries = settings.max_retries
+        self.incomplete_retry_secs = settings.incomplete_retry_secs
+        self.lookup_timeout_secs = settings.lookup_timeout_secs
         self.async_loop = AsyncLoop()
-        self.registry = SearcherRegistry(self._make_bulkhead, limits, limit_overrides)
+        self.registry = SearcherRegistry(self._make_bulkhead, settings.searcher_limits,
+                                         settings.service_limits)
         self.active: Dict[str, Lookup] = {}
 
     def _make_bulkhead(self, label: str, limits: SearcherLimits, service: str) -> Bulkhead:

@@ -1,7 +1,6 @@
 """The async reputation searcher against the same local fake API (never the internet): its
 calls are awaited on rc-cts's asyncio loop, and its quota is the framework's, not its own."""
 import threading
-import time
 
 import pytest
 
