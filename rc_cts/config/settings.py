@@ -26,43 +26,74 @@ class ConfigError(ValueError):
     """A config value that cannot be used; the message names the option."""
 
 
+def option(default: Any, help: str = "", example: Optional[str] = None) -> Any:
+    """One option: its default, the comment written above it in app.config (for the options
+    that follow too, until the next comment), and an example for options with no default."""
+    return field(default=default, metadata={"help": help, "example": example})
+
+
 @dataclass(frozen=True)
 class Settings:
+    """Every option, once: this table gives the parser its types and defaults, and
+    ``config.sections`` (app.config.sample, ``resilient-circuits config``) its text."""
     # [webserver]
-    server: str = "localhost"
-    port: int = 9000
-    secure: bool = False
-    certfile: Optional[str] = None
-    keyfile: Optional[str] = None
-    # [custom_threat_service]: the original's options
-    urlbase: str = "/cts"
-    upload_file: bool = False
-    first_retry_secs: float = 5
-    later_retry_secs: float = 60
-    max_retries: int = 60
-    cache_size: int = 10000
-    cache_ttl: float = 600
-    auth_user: Optional[str] = None
-    auth_password: Optional[str] = None
-    # [custom_threat_service]: new options
-    sync_wait_secs: float = 1.0
-    workers: int = 32
-    max_queue: int = 1000
-    call_timeout_secs: float = 60
-    max_body_mb: float = 10
-    max_file_mb: float = 100
-    upload_dir: Optional[str] = None
-    incomplete_retry_secs: float = 5
-    lookup_timeout_secs: float = 300
-    idle_timeout_secs: float = 60
-    request_timeout_secs: float = 120
-    max_connections: int = 2000
-    store: str = "memory"
-    sqlite_path: str = "~/.resilient/rc-cts.sqlite3"
-    redis_url: str = "redis://localhost:6379/0"
-    redis_prefix: str = "rc_cts:"
-    lease_secs: float = 30
-    shutdown_grace_secs: float = 10
+    server: str = option("localhost", "Interface to listen on (0.0.0.0 for all) and port (0 picks a free port and logs it).")
+    port: int = option(9000)
+    secure: bool = option(False, "HTTPS: certfile is a PEM file with the certificate (and the key, unless keyfile is set).")
+    certfile: Optional[str] = option(None, example="/path/to/cert.pem")
+    keyfile: Optional[str] = option(None, example="/path/to/key.pem")
+    # [custom_threat_service]
+    urlbase: str = option("/cts", 'Services are served at <urlbase>/<name>; <name> selects the searchers on searcher_channel("<name>").')
+    upload_file: bool = option(False, """Answer OPTIONS with upload_file: true for every service, so the platform uploads artifact
+files (services with a searcher that declares upload_file = True answer true anyway).""")
+    first_retry_secs: float = option(5, "retry_secs sent with a 303: on the POST that starts a lookup, and on later GETs.")
+    later_retry_secs: float = option(60)
+    max_retries: int = option(60, """How many times a searcher that raised ThreatLookupIncompleteException is run again,
+and how long to wait before each new run. A lookup left incomplete (a searcher failed, timed
+out or stayed incomplete) answers 303 with the hits found so far; its missing searchers run
+again on later GETs after a backoff (incomplete_retry_secs, doubling, at most 12 times that),
+and the max_retries-th GET answers 200 with the hits found. The next POST runs them again.""")
+    incomplete_retry_secs: float = option(5)
+    cache_size: int = option(10000, "Results kept for rescans and GETs: at most cache_size lookups, each for cache_ttl seconds.")
+    cache_ttl: float = option(600)
+    auth_user: Optional[str] = option(None, "HTTP Basic authentication, when the service is registered with -user/-password (both or neither).",
+                                      example="soar")
+    auth_password: Optional[str] = option(None, example="$CTS_PASSWORD")
+    sync_wait_secs: float = option(1.0, """A POST or GET waits up to this long for the lookup to complete and answers 200 with the hits;
+after that it answers 303 and the platform polls. 0 gives the original rc-cts's first answer:
+303 on the POST of every new lookup.""")
+    workers: int = option(32, """Each searcher has its own bulkhead, so a slow or broken one never delays the others: at most
+`workers` calls at once (its own threads; async handlers share one asyncio loop), at most
+max_queue calls waiting (beyond that its lookups stay pending and the platform retries later),
+and each call given up after call_timeout_secs (the lookup is then kept incomplete).
+A searcher class may declare max_concurrency, max_queue, call_timeout_secs and rate_limit
+("4/minute, 1000/day") itself; a section [custom_threat_service.<service>] overrides them
+for one service, e.g.
+  [custom_threat_service.example]
+  max_concurrency = 4""")
+    max_queue: int = option(1000)
+    call_timeout_secs: float = option(60)
+    lookup_timeout_secs: float = option(300, "A searcher still running this long after its lookup started leaves the lookup incomplete.")
+    max_body_mb: float = option(10, "Largest request body accepted (413 above it), not counting an uploaded file's content.")
+    max_file_mb: float = option(100, "Largest artifact file accepted (413 as soon as an upload passes it; nothing is kept).")
+    upload_dir: Optional[str] = option(None, """Where uploaded files larger than 256 KiB are written while searchers use them
+(default: the system's temporary directory); each is removed when its lookup is done.""",
+                                       example="/var/lib/rc-cts/uploads")
+    idle_timeout_secs: float = option(60, """A connection with no traffic for idle_timeout_secs is closed; a request must arrive
+completely within request_timeout_secs (408 otherwise).""")
+    request_timeout_secs: float = option(120)
+    max_connections: int = option(2000, "Connections beyond this many are refused.")
+    store: str = option("memory", """Where results live: memory (this process only, lost on restart), sqlite (survives restarts,
+one machine), or redis (shared by several rc-cts processes: replicas behind a load balancer).""")
+    sqlite_path: str = option("~/.resilient/rc-cts.sqlite3")
+    redis_url: str = option("redis://localhost:6379/0", """redis:// or rediss:// (TLS), with the password in the URL; keep it out of this file with
+redis_url = $REDIS_URL (read from the environment).""")
+    redis_prefix: str = option("rc_cts:")
+    lease_secs: float = option(30, """A process running a lookup renews its lease every lease_secs/3; if it dies, another process
+(or this one, restarted) takes the lookup over once the lease has expired.""")
+    shutdown_grace_secs: float = option(10, """SIGTERM or SIGINT: stop accepting connections, cancel the calls still queued (their lookups
+stay pending in a sqlite or redis store, for the next start or another replica), wait up to
+shutdown_grace_secs for the calls running, then exit. A second signal exits at once.""")
     # [custom_threat_service.<service>] sections: one service's searcher limits
     service_limits: Dict[str, Dict[str, Any]] = field(default_factory=dict, compare=False)
 
@@ -87,8 +118,14 @@ class Settings:
 
 _KINDS = {name: (str if hint == Optional[str] else hint)
           for name, hint in get_type_hints(Settings).items() if name != "service_limits"}
-_SECTION_OF = {f.name: WEB_SECTION for f in fields(Settings)
-               if f.name in ("server", "port", "secure", "certfile", "keyfile")}
+WEB_OPTIONS = ("server", "port", "secure", "certfile", "keyfile")
+
+
+def section_of(name: str) -> Optional[str]:
+    """The app.config section an option is read from (None: not an app.config option)."""
+    if name not in _KINDS:
+        return None
+    return WEB_SECTION if name in WEB_OPTIONS else CTS_SECTION
 _ENV_REF = re.compile(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -129,7 +166,7 @@ def settings_from_opts(opts: Mapping[str, Mapping[str, Any]]) -> Settings:
     values: Dict[str, Any] = {}
     for f in fields(Settings):
         if f.name in _KINDS:
-            section = opts.get(_SECTION_OF.get(f.name, CTS_SECTION)) or {}
+            section = opts.get(section_of(f.name) or CTS_SECTION) or {}
             values[f.name] = _convert(f.name, section.get(f.name), f.default, _KINDS[f.name])
     settings = Settings(**values, service_limits=service_limits_from_opts(opts))
     _validate(settings)
