@@ -18,11 +18,12 @@ from urllib.parse import quote
 import httpx
 from circuits import BaseComponent, handler
 
-from rc_cts import Hit, NumberProp, StringProp, ThreatLookupIncompleteException, UriProp, searcher_channel
+from rc_cts import ThreatLookupIncompleteException, searcher_channel
+
+from .reputation import RETRYABLE, reputation_hit
 
 LOG = logging.getLogger(__name__)
 SECTION = "async_reputation_searcher"
-RETRYABLE = {429, 500, 502, 503, 504}
 
 
 class AsyncReputationSearcher(BaseComponent):
@@ -71,15 +72,7 @@ class AsyncReputationSearcher(BaseComponent):
     async def _lookup(self, kind: str, event):
         if not self.url:
             return None
-        answer = await self.query(kind, event.artifact["value"])
-        if not answer or not answer.get("score"):
-            return None
-        hit = Hit(NumberProp(name="Score", value=answer.get("score")),
-                  StringProp(name="Verdict", value=answer.get("verdict")),
-                  StringProp(name="Categories", value=", ".join(answer.get("categories") or []) or None))
-        if answer.get("link"):
-            hit.append(UriProp(name="Report", value=answer["link"]))
-        return hit
+        return reputation_hit(await self.query(kind, event.artifact["value"]))
 
     @handler("net.ip")
     async def _lookup_net_ip(self, event, *args, **kwargs):

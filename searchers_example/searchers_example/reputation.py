@@ -100,15 +100,7 @@ class ReputationSearcher(BaseComponent):
     def _lookup(self, kind: str, event):
         if not self.url:
             return None
-        answer = self.query(kind, event.artifact["value"])
-        if not answer or not answer.get("score"):
-            return None
-        hit = Hit(NumberProp(name="Score", value=answer.get("score")),
-                  StringProp(name="Verdict", value=answer.get("verdict")),
-                  StringProp(name="Categories", value=", ".join(answer.get("categories") or []) or None))
-        if answer.get("link"):
-            hit.append(UriProp(name="Report", value=answer["link"]))
-        return hit
+        return reputation_hit(self.query(kind, event.artifact["value"]))
 
     @handler("net.ip")
     def _lookup_net_ip(self, event, *args, **kwargs):
@@ -125,6 +117,19 @@ class ReputationSearcher(BaseComponent):
     @handler("hash.md5", "hash.sha1", "hash.sha256")
     def _lookup_hash(self, event, *args, **kwargs):
         return self._lookup("hash", event)
+
+
+def reputation_hit(answer: Optional[dict]) -> Optional[Hit]:
+    """The hit for the API's answer: score, verdict, categories, a link to the report; None for
+    no data or a score of 0."""
+    if not answer or not answer.get("score"):
+        return None
+    hit = Hit(NumberProp(name="Score", value=answer.get("score")),
+              StringProp(name="Verdict", value=answer.get("verdict")),
+              StringProp(name="Categories", value=", ".join(answer.get("categories") or []) or None))
+    if answer.get("link"):
+        hit.append(UriProp(name="Report", value=answer["link"]))
+    return hit
 
 
 def _retry_after(header: Optional[str]) -> float:
