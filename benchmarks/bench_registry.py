@@ -109,9 +109,12 @@ def instant(args) -> None:
         ref = aload(furl, args.n, 64)
         aload(url + "/instant", 1000, 64)
         r = aload(url + "/instant", args.n, 64, pid=proc.pid)
+        aload(url + "/inline", 1000, 64)
+        inline = aload(url + "/inline", args.n, 64, pid=proc.pid)
         print("(c) instant-searcher lookups, 64 concurrent clients (INFO logging, one line per request)")
         print(line("  aiohttp floor", ref))
         print(line("  rc-cts /cts/instant", r, ref))
+        print(line("  blocking = False", inline, ref))
         print("  target >= 3,000 lookups/s")
     finally:
         proc.terminate()

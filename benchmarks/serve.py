@@ -39,6 +39,12 @@ class InstantSearcher(BaseComponent):
         return Hit(StringProp(name="Value", value=str(event.artifact["value"])))
 
 
+class InlineSearcher(InstantSearcher):
+    """/cts/inline: the same, declared non-blocking (``blocking = False``): no thread hop."""
+    channel = searcher_channel("inline")
+    blocking = False
+
+
 class AsyncSearcher(BaseComponent):
     """/cts/async: an ``async def`` handler awaiting 100 ms, as an httpx call would."""
     channel = searcher_channel("async")
@@ -84,7 +90,7 @@ def main() -> None:
     cts = {"workers": str(args.workers)}
     cts.update(kv.split("=", 1) for kv in args.option)
     opts = {"webserver": {"server": "127.0.0.1", "port": str(args.port)}, "custom_threat_service": cts}
-    root, service, _ = build(opts, [BlockingSearcher(), UploadSearcher(), InstantSearcher(), AsyncSearcher(),
+    root, service, _ = build(opts, [BlockingSearcher(), UploadSearcher(), InstantSearcher(), InlineSearcher(), AsyncSearcher(),
                                     SlowSearcher()])
     if args.prefill:
         from prefill import prefill

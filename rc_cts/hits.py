@@ -19,6 +19,15 @@ def searcher_channel(*sub_urls: str) -> str:
     return SEARCHER_CHANNEL_PREFIX + ".".join(sub_urls)
 
 
+def is_searcher_channel(channel: Any) -> bool:
+    return isinstance(channel, str) and channel.startswith(SEARCHER_CHANNEL_PREFIX)
+
+
+def service_of(channel: str) -> str:
+    """``searcher_channel("a", "b")`` -> ``"a/b"``: the service served at ``<urlbase>/a/b``."""
+    return channel[len(SEARCHER_CHANNEL_PREFIX):].replace(".", "/")
+
+
 class StringProp(dict):
     """A string property of a hit."""
 

@@ -14,7 +14,7 @@ from importlib import metadata
 from typing import Any, List, Mapping, Set, Tuple
 
 from .artifacts import ARTIFACT_TYPES, LEGACY_PREFIX, is_artifact_type_name, legacy_method_name
-from .hits import SEARCHER_CHANNEL_PREFIX
+from .hits import SEARCHER_CHANNEL_PREFIX, service_of
 
 LOG = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class SearcherClass:
     @property
     def service(self) -> str:
         """The service name: ``searcher_channel("a", "b")`` serves ``<urlbase>/a/b``."""
-        return self.channel[len(SEARCHER_CHANNEL_PREFIX):].replace(".", "/")
+        return service_of(self.channel)
 
     def artifact_types(self) -> List[str]:
         """The artifact types its handlers select; ``["*"]`` for a catch-all handler."""

@@ -19,7 +19,7 @@ def selftest_function(opts: Mapping[str, Any]) -> Dict[str, str]:
                 "reason": "searchers that do not load: " + "; ".join(map(str, errors))}
     if not classes:
         return {"state": "failure", "reason": "no searcher packages are installed"}
-    services = sorted({sc.channel.split(".", 1)[1].replace(".", "/") for sc in classes})
+    services = sorted({sc.service for sc in classes})
     return {"state": "success",
             "reason": f"{len(classes)} searchers serving {', '.join(services)} under "
                       f"{'https' if settings.secure else 'http'}://{settings.server}:{settings.port}"

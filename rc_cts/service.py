@@ -23,7 +23,7 @@ from circuits.core.events import registered
 from .config.settings import Settings, settings_from_opts
 from .http.server import HttpServer
 from .lookups.dispatcher import Dispatcher
-from .lookups.registry import service_of
+from .hits import service_of
 from .lookups.results import Results
 from .scheduler import Scheduler
 from .store import Store, open_store

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import pytest
 
+from .hits import service_of
 from .runner import RunningService, start_in_thread
 
 TEST_DEFAULTS = {"sync_wait_secs": "5", "incomplete_retry_secs": "0.05", "max_retries": "3"}
@@ -83,7 +84,7 @@ def cts_lookup(cts_service):
         if isinstance(searcher, type):
             searcher = searcher(opts=full_opts)
         service = cts_service(searcher, opts=full_opts)
-        name = searcher.channel.split(".", 1)[1].replace(".", "/")
+        name = service_of(searcher.channel)
         failures = _Failures()
         logger = logging.getLogger("rc_cts.lookups.calls")
         logger.addHandler(failures)

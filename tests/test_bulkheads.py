@@ -209,3 +209,33 @@ def test_rate_limits_read_as_apis_state_them():
     assert quota.acquire(now=0.2) == 0.8            # the second window: wait for the first call to age out
     assert quota.acquire(now=1.0) == 0.0            # 3 in the minute now
     assert quota.acquire(now=1.5) == 58.5           # the minute window is full until t=60
+
+
+class InMemory(BaseComponent):
+    """/memory: answers from memory, and says so (``blocking = False``); "slow" sleeps once."""
+    channel = searcher_channel("memory")
+    blocking = False
+
+    def __init__(self, opts=None):
+        super().__init__()
+        self.threads = []
+
+    @handler("net.ip")
+    def ip(self, event, *args, **kwargs):
+        self.threads.append(threading.current_thread().name)
+        if event.artifact["value"] == "192.0.2.99":
+            time.sleep(0.2)
+        return Hit(StringProp(name="Thread", value=self.threads[-1]))
+
+
+def test_a_non_blocking_searcher_is_called_in_the_loop_until_it_blocks(start_service, caplog):
+    searcher = InMemory()
+    c = start_service([searcher]).client()
+    for i in range(3):
+        assert c.post("memory", {"type": "net.ip", "value": f"192.0.2.{i}"}).status == 200
+    assert c.post("memory", {"type": "net.ip", "value": "192.0.2.99"}).status == 200  # took 200 ms
+    assert c.post("memory", {"type": "net.ip", "value": "192.0.2.5"}).status == 200
+    loop_thread = searcher.threads[0]
+    assert searcher.threads[:4] == [loop_thread] * 4 and not loop_thread.startswith("rc-cts-")
+    assert searcher.threads[4].startswith("rc-cts-InMemory")   # moved to its threads for good
+    assert any("declares blocking = False" in r.getMessage() for r in caplog.records)

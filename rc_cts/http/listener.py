@@ -97,6 +97,24 @@ class Listener(TCPServer):
                 return
         self._on_accept_done(tls, fire_connect_event)
 
+    def send(self, sock, data: bytes) -> None:
+        """Write ``data`` now if the socket takes it (an answer is small): circuits' ``write``
+        waits for the poller to report the socket writable, a loop turn and two epoll changes
+        per answer.  What the socket does not take, or anything behind earlier data, is left
+        to circuits' buffered write, in order."""
+        if sock in self._clients and not self._buffers[sock] and not isinstance(sock, ssl.SSLSocket):
+            try:
+                sent = sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                self._close(sock)
+                return
+            data = data[sent:]
+            if not data:
+                return
+        self.write(sock, data)
+
     def stop_accepting(self) -> None:
         """Close the listening socket; the connections open now are still served."""
         if self._sock is not None:

@@ -246,7 +246,7 @@ class HttpServer(BaseComponent):
         except h11.LocalProtocolError:
             self._close(conn)
             return
-        self.listener.write(conn.sock, out)
+        self.listener.send(conn.sock, out)
         conn.request = None
         conn.busy = False
         conn.last_activity = time.monotonic()

@@ -25,6 +25,7 @@ from .quota import NO_QUOTA, Quota, parse_rate_limit
 
 LOG = logging.getLogger(__name__)
 
+INLINE_BUDGET_SECS = 0.05  # a call of a searcher declared non-blocking that takes longer: threads
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 Post = Callable[[Callable[[], None]], None]           # run a callable in the loop thread
@@ -162,6 +163,7 @@ class Bulkhead:
         self.label = label
         self.limits = limits
         self.quota = quota
+        self.inline = False       # the searcher declared ``blocking = False``: called in the loop
         self._paused_until = 0.0  # the quota is spent until then: nothing starts
         self.stats = SearcherStats()
         self._scheduler = scheduler
@@ -188,7 +190,10 @@ class Bulkhead:
         """Start or queue the call; None if the queue is full (the caller defers the lookup)."""
         call = Call(work, is_async, on_done)
         if self._has_room():
-            self._start(call)
+            if self.inline and not is_async and not self.quota.blocking:
+                self._run_inline(call)
+            else:
+                self._start(call)
         elif len(self._waiting) < self.limits.max_queue:
             self._waiting.append(call)
         else:
@@ -239,6 +244,21 @@ class Bulkhead:
     def _on_future_done(self, call: Call, future: Future) -> None:
         """In the worker (or the asyncio loop): hand the end of the call to the loop thread."""
         self._post(functools.partial(self._ended, call, future))
+
+    def _run_inline(self, call: Call) -> None:
+        """A searcher that answers from memory: no thread hop.  One that turns out slow is
+        moved to threads for good, so a wrong declaration costs one slow call."""
+        call.state = "running"
+        self.stats.calls += 1
+        started = time.monotonic()
+        outcome = (self._within_quota(call) if self.quota.windows else call.work)()
+        elapsed = time.monotonic() - started
+        if elapsed > INLINE_BUDGET_SECS:
+            LOG.warning("searcher %s declares blocking = False but a call took %.0f ms: its calls "
+                        "run in threads from now on", self.label, elapsed * 1000)
+            self.inline = False
+        self._count(outcome, elapsed)
+        self._finish(call, outcome)
 
     def _within_quota(self, call: Call) -> Callable[[], Any]:
         """The call, preceded by taking its place in the quota (I/O with a Redis quota, so in

@@ -18,14 +18,14 @@ from circuits import BaseComponent, handler
 
 from ..config.settings import Settings
 from ..http.files import ArtifactFile
-from ..hits import searcher_channel
+from ..hits import searcher_channel, service_of
 from ..scheduler import Scheduler
 from ..store import LookupRecord, StoreError
 from .async_loop import AsyncLoop
 from .bulkhead import Bulkhead, SearcherLimits
 from .calls import DEFERRED, INCOMPLETE, Outcome, call_async_searcher, call_searcher
 from .quota import NO_QUOTA, parse_rate_limit
-from .registry import SearcherRegistry, service_of
+from .registry import SearcherRegistry
 from .results import Results
 from .state import Job, Lookup, Waiter
 
@@ -96,7 +96,6 @@ class Dispatcher(BaseComponent):
                     self.results.wait_elsewhere(lookup.id, max(0.0, timer.when - time.monotonic()), waiter)
                 lookup.waiters = []
             return
-        lookup.starting = False
         if resumed:
             LOG.info("resumed lookup %s (%s) that no process was running", lookup.id, lookup.event.name)
         lookup.deadline_timer = self.scheduler.call_later(self.lookup_timeout_secs, self._time_out, lookup)
@@ -106,6 +105,7 @@ class Dispatcher(BaseComponent):
             job = Job(searcher_handler, lookup.rerun[searcher_handler.label] if lookup.rerun else 0)
             lookup.jobs.append(job)
             self._run(lookup, job)
+        lookup.starting = False  # only now: a call that ends at once must not end the lookup early
         if not lookup.jobs:
             LOG.info("no searcher on %s handles %s", service_of(lookup.channel), lookup.event.name)
         self._progress(lookup, changed=False)
@@ -136,15 +136,17 @@ class Dispatcher(BaseComponent):
         h = job.handler
         worker = call_async_searcher if h.is_async else call_searcher
         work = functools.partial(worker, h.fn, h.label, lookup.event, h.pass_event)
+        job.attempts += 1
+        lookup.running.add(job)  # before submitting: a non-blocking searcher answers within it
         call = h.searcher.bulkhead.submit(work, h.is_async,
                                           lambda outcome: self._on_call_done(lookup, job, outcome))
         if call is None:  # the searcher's queue is full: the lookup stays pending, offered again
+            job.attempts -= 1
+            lookup.running.discard(job)
             lookup.retrying.add(job)
             self.scheduler.call_later(DEFER_RETRY_SECS, self._retry, lookup, job)
-            return
-        job.attempts += 1
-        job.call = call
-        lookup.running.add(job)
+        elif call.state != "ended":
+            job.call = call
 
     def _on_call_done(self, lookup: Lookup, job: Job, outcome: Outcome) -> None:
         if self.active.get(lookup.id) is not lookup or job not in lookup.running:

@@ -18,21 +18,12 @@ from circuits import BaseComponent
 
 from ..artifacts import LEGACY_PREFIX, is_artifact_type_name, legacy_method_name
 from .bulkhead import LIMIT_KINDS, Bulkhead, SearcherLimits
-from ..hits import SEARCHER_CHANNEL_PREFIX
+from ..hits import is_searcher_channel, service_of
 from .calls import is_async_handler
 
 LOG = logging.getLogger(__name__)
 
 MakeBulkhead = Callable[[str, SearcherLimits, str], Bulkhead]  # (label, limits, service)
-
-
-def is_searcher_channel(channel: Any) -> bool:
-    return isinstance(channel, str) and channel.startswith(SEARCHER_CHANNEL_PREFIX)
-
-
-def service_of(channel: str) -> str:
-    """``searcher_channel("a", "b")`` -> ``"a/b"``: the service served at ``<urlbase>/a/b``."""
-    return channel[len(SEARCHER_CHANNEL_PREFIX):].replace(".", "/")
 
 
 @dataclass(eq=False)
@@ -119,6 +110,7 @@ class SearcherRegistry:
         limits = self._limits_for(component, main_channel)
         service = service_of(main_channel)
         searcher = Searcher(component, self._make_bulkhead(label, limits, service))
+        searcher.bulkhead.inline = getattr(component, "blocking", True) is False
         self._adopted[id(component)] = searcher
         for method, channel, names, legacy_name in found:
             types = None if not names and legacy_name is None else frozenset(names)

@@ -11,7 +11,7 @@ from typing import List, Optional
 
 from .. import __version__
 from ..config.settings import ConfigError, find_config_file, read_config_file, settings_from_opts
-from ..lookups.registry import service_of
+from ..hits import service_of
 from ..store import StoreError
 
 LOG = logging.getLogger("rc_cts")
