@@ -95,6 +95,7 @@ class HttpServer(BaseComponent):
                                  bufsize=READ_SIZE, channel=self.channel)
         if s.secure:
             self.listener.ssl_context()  # a bad certificate fails at start, not per client
+        self.listener.on_data = self._on_read
         self.listener.register(self)
         scheduler.call_every(SWEEP_INTERVAL, self._sweep)
 
@@ -131,8 +132,8 @@ class HttpServer(BaseComponent):
             if conn.request is not None and conn.request.body is not None and not conn.busy:
                 conn.request.body.discard()
 
-    @handler("read")
-    def _on_read(self, sock, data: bytes) -> None:
+    def _on_read(self, sock: Any, data: bytes) -> None:
+        """Data from a client (the listener calls it in the loop thread as it reads)."""
         conn = self._conns.get(sock)
         if conn is None or conn.closed:
             return

@@ -14,6 +14,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Deque, List, Optional, Sequence
 
+# A call is counted when it starts, and reaches the API a little later: each window is held
+# this much longer, so that the API never sees more than the window allows.
+MARGIN_SECS = 0.05
 UNITS = {"second": 1, "sec": 1, "s": 1, "minute": 60, "min": 60, "m": 60, "hour": 3600, "h": 3600,
          "day": 86400, "d": 86400, "month": 30 * 86400}
 _WINDOW = re.compile(r"^\s*([\d,_]+)\s*(?:/|per)\s*(\d*)\s*([a-z]+?)s?\s*$", re.IGNORECASE)
@@ -66,10 +69,11 @@ class LocalQuota(Quota):
         with self._lock:
             wait = 0.0
             for window, log in zip(self.windows, self._logs):
-                while log and log[0] <= now - window.seconds:
+                span = window.seconds + MARGIN_SECS
+                while log and log[0] <= now - span:
                     log.popleft()
                 if len(log) >= window.limit:
-                    wait = max(wait, log[len(log) - window.limit] + window.seconds - now)
+                    wait = max(wait, log[len(log) - window.limit] + span - now)
             if wait > 0:
                 return wait
             for log in self._logs:

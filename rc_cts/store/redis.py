@@ -10,7 +10,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ..lookups.quota import Quota, Window
+from ..lookups.quota import MARGIN_SECS, Quota, Window
 from .base import LookupRecord, Store, StoreError
 
 # Take the lease if free or expired, or renew it if ours: atomic, so two replicas never both win.
@@ -147,7 +147,7 @@ class RedisQuota(Quota):
         self._keys = [f"{store.prefix}quota:{name}:{w.limit}/{w.seconds:g}" for w in self.windows]
         self._args: List[int] = []
         for w in self.windows:
-            self._args += [w.limit, int(w.seconds * 1000)]
+            self._args += [w.limit, int((w.seconds + MARGIN_SECS) * 1000)]
 
     def acquire(self) -> float:
         member = uuid.uuid4().hex
