@@ -14,17 +14,17 @@ setup(
         "circuits>=3.2.3",
         "resilient-circuits>=51.0.0",
         "cachetools>=5.0",
-        "h11>=0.14",
-        "python-multipart>=0.0.13",
+        "h11>=0.16",
+        "python-multipart>=0.0.20",
         "redis>=4.5",
     ],
     extras_require={
         # Searcher packages written for the original rc-cts call pkg_resources.declare_namespace.
         "legacy": ["setuptools>=40,<82"],
         "test": ["pytest>=7.0", "pytest-timeout>=2.1", "requests-mock>=1.9", "wheel>=0.38",
-                 "cryptography>=3.0", "sphinx>=5.0", "pytest-resilient-circuits>=51.0.0", "mypy>=1.10", "types-cachetools>=5.0"],
+                 "cryptography>=44.0.1", "sphinx>=5.0", "pytest-resilient-circuits>=51.0.0", "mypy>=1.10", "types-cachetools>=5.0"],
         # benchmarks/: the aiohttp service that is the cost floor in ../shared/bench
-        "bench": ["aiohttp>=3.10"],
+        "bench": ["aiohttp>=3.12.14"],
     },
     entry_points={
         "console_scripts": ["rc-cts=rc_cts.tools.cli:main"],
