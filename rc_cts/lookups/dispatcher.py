@@ -76,7 +76,7 @@ class Dispatcher(BaseComponent):
             return lookup
         lookup = Lookup(record, channel, file, rerun)
         self.active[record.id] = lookup
-        self.results.claim(lookup.snapshot(complete=False) if self.results.resumable else record,
+        self.results.claim(lambda: lookup.snapshot(complete=False),
                            lambda ours, error: self._claimed(lookup, ours, error, resumed))
         return lookup
 

@@ -48,12 +48,15 @@ class Results:
         else:
             self.gate.call(lambda store: store.get(rid), on_record)
 
-    def claim(self, record: LookupRecord, on_claim: Callable[[bool, Optional[StoreError]], None]) -> None:
-        """Take the lease on a lookup and store it pending (so a GET on any replica finds it):
-        ``on_claim(True, None)``; ``(False, None)`` if another process holds the lease."""
+    def claim(self, pending: Callable[[], LookupRecord],
+              on_claim: Callable[[bool, Optional[StoreError]], None]) -> None:
+        """Take the lease on a lookup and store it pending (``pending()``, so a GET on any
+        replica finds it): ``on_claim(True, None)``; ``(False, None)`` if another process
+        holds the lease."""
         if not self.resumable:  # this process's own memory: nobody else reads or runs it
             on_claim(True, None)
             return
+        record = pending()
 
         def claim(store) -> bool:
             if not store.lease(record.id, self.owner, self.lease_secs):
@@ -73,32 +76,22 @@ class Results:
     def save(self, record: LookupRecord) -> None:
         """Store an ended lookup and give its lease up; kept in memory until the store has it."""
         self.kept[record.id] = record
-        resumable = self.resumable
-
-        def write(store) -> None:
-            store.put(record)
-            if resumable:
-                store.release(record.id, self.owner)
-
-        def failed(exc: StoreError) -> None:
-            LOG.warning("result of %s kept in memory until the store is back: %s", record.id, exc)
-            self._retry_later()
 
         def written(_value, error: Optional[StoreError]) -> None:
             if error is not None:
-                failed(error)
+                LOG.warning("result of %s kept in memory until the store is back: %s", record.id, error)
+                self._retry_later()
             elif self.kept.get(record.id) is record:
                 del self.kept[record.id]
 
-        if self.gate.inline:
-            try:
-                write(self.gate.store)
-            except StoreError as exc:
-                failed(exc)
-            else:
-                del self.kept[record.id]
-        else:
-            self.gate.call(write, written)
+        self.gate.call(lambda store: self._write_ended(store, [record]), written)
+
+    def _write_ended(self, store, records) -> None:
+        """In the gate: the ended records, and their leases given up (where leases exist)."""
+        for record in records:
+            store.put(record)
+            if store.resumable:
+                store.release(record.id, self.owner)
 
     def _retry_later(self) -> None:
         if not self._retrying:
@@ -108,11 +101,6 @@ class Results:
     def _save_kept(self) -> None:
         self._retrying = False
         records = list(self.kept.values())
-
-        def write_all(store) -> None:
-            for record in records:
-                store.put(record)
-                store.release(record.id, self.owner)
 
         def done(_value, error: Optional[StoreError]) -> None:
             if error is not None:
@@ -124,7 +112,7 @@ class Results:
             LOG.info("the store is back: every kept result is stored")
 
         if records:
-            self.gate.call(write_all, done)
+            self.gate.call(lambda store: self._write_ended(store, records), done)
 
     def renew(self, rids) -> None:
         rids = list(rids)

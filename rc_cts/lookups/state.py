@@ -61,9 +61,12 @@ class Lookup:
     def settled(self) -> bool:
         return not self.starting and not self.running and not self.retrying
 
+    def earlier_hits(self) -> List[dict]:
+        """A rerun builds on the hits the other searchers gave before; a first run on none."""
+        return self.record.hits if self.rerun is not None else []
+
     def merged_hits(self) -> List[dict]:
-        base = self.record.hits if self.rerun is not None else []
-        return base + [hit for job in self.jobs for hit in self.hits.get(job, ())]
+        return self.earlier_hits() + [hit for job in self.jobs for hit in self.hits.get(job, ())]
 
     def snapshot(self, complete: bool, backoff_secs: float = 0.0) -> LookupRecord:
         """The record to store: pending with the hits so far, or ended, whole or incomplete."""
@@ -72,8 +75,7 @@ class Lookup:
                            partial_hits=[])
         done = [job for job in self.jobs if job.status == DONE]
         missing = {job.handler.label: job.attempts for job in self.jobs if job.status != DONE}
-        hits = (self.record.hits if self.rerun is not None else []) + [
-            hit for job in done for hit in self.hits.get(job, ())]
+        hits = self.earlier_hits() + [hit for job in done for hit in self.hits.get(job, ())]
         partial = [hit for job in self.jobs if job.status != DONE for hit in self.hits.get(job, ())]
         return replace(self.record, hits=hits, complete=True, missing=missing, partial_hits=partial,
                        rerun_at=time.time() + backoff_secs if missing else 0.0)
