@@ -17,7 +17,7 @@ import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Deque, Dict, List, Optional
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from ..scheduler import Scheduler, TimerHandle
 from .calls import DEFERRED, FAILED, TIMED_OUT, Outcome
@@ -25,6 +25,7 @@ from .quota import NO_QUOTA, Quota, parse_rate_limit
 
 LOG = logging.getLogger(__name__)
 
+GROW_AFTER_SECS = 0.02    # calls no worker has taken this long after submission get a thread
 INLINE_BUDGET_SECS = 0.05  # a call of a searcher declared non-blocking that takes longer: threads
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -96,47 +97,69 @@ class DaemonPool:
         self._queue: "queue.SimpleQueue[Optional[tuple]]" = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._threads = 0
-        self._idle = 0
+        self._submitted = 0  # calls handed over, and taken by a worker, since the start
+        self._taken = 0
 
-    def submit(self, fn: Callable[[], Any]) -> Future:
-        future: Future = Future()
-        self._queue.put((future, fn))
+    def submit(self, calls: List[Tuple[Callable[[], Any], "OnEnd"]]) -> int:
+        """Run each ``fn()`` in a worker, then ``on_end(result, None)`` or ``on_end(None, exc)``
+        there.  No ``Future``: its condition variable costs more than an instant call.
+        Starts a first worker if there is none; ``grow`` adds the others.  Returns the mark
+        to give ``grow``: the number of calls submitted so far."""
+        for item in calls:
+            self._queue.put(item)
         with self._lock:
-            start = self._idle == 0 and self._threads < self._size
-            if start:
-                self._threads += 1
-        if start:
+            self._submitted += len(calls)
+            mark = self._submitted
+        if self._threads == 0:
+            self._start_threads(1)
+        return mark
+
+    def grow(self, mark: int) -> Optional[int]:
+        """A moment after ``submit``: start a worker for each call up to ``mark`` that no
+        worker has taken yet, so a burst of instant calls is run by the workers there are,
+        and slow calls each get one.  The mark to check next, or None if none waits."""
+        with self._lock:
+            behind = mark - self._taken
+            waiting = self._submitted > self._taken
+            mark = self._submitted
+        if behind > 0:
+            self._start_threads(behind)
+        return mark if waiting and self._threads < self._size else None
+
+    def _start_threads(self, wanted: int) -> None:
+        with self._lock:
+            start = max(0, min(wanted, self._size - self._threads))
+            self._threads += start
+        for _ in range(start):
             threading.Thread(target=self._work, name=f"{self._name}-{self._threads}", daemon=True).start()
-        return future
 
     def shutdown(self) -> None:
-        """Cancel the calls not started; running ones finish (or are left behind at exit)."""
+        """Drop the calls not started; running ones finish (or are left behind at exit)."""
         while True:
             try:
-                item = self._queue.get_nowait()
+                self._queue.get_nowait()
             except queue.Empty:
                 break
-            if item is not None:
-                item[0].cancel()
         for _ in range(self._threads):
             self._queue.put(None)
 
     def _work(self) -> None:
         while True:
-            with self._lock:
-                self._idle += 1
             item = self._queue.get()
             with self._lock:
-                self._idle -= 1
+                self._taken += 1
             if item is None:
                 return
-            future, fn = item
-            if not future.set_running_or_notify_cancel():
-                continue
+            fn, on_end = item
             try:
-                future.set_result(fn())
+                result = fn()
             except BaseException as exc:  # delivered to the loop as a failed call
-                future.set_exception(exc)
+                on_end(None, exc)
+            else:
+                on_end(result, None)
+
+
+OnEnd = Callable[[Any, Optional[BaseException]], None]
 
 
 class Call:
@@ -149,7 +172,7 @@ class Call:
         self.is_async = is_async
         self.on_done: Optional[OnDone] = on_done  # None once told
         self.state = "queued"
-        self.future: Optional[Future] = None
+        self.future: Optional[Future] = None  # an async call's, to cancel it at its timeout
         self.timer: Optional[TimerHandle] = None
         self.started = 0.0
 
@@ -170,6 +193,8 @@ class Bulkhead:
         self._post = post
         self._async_loop = async_loop
         self._waiting: Deque[Call] = deque()
+        self._to_threads: List[Tuple[Callable[[], Any], OnEnd]] = []  # started this loop turn
+        self._growing = False
         self._running = 0
         self._abandoned = 0
         self._pool = DaemonPool(limits.max_concurrency + limits.max_abandoned, f"rc-cts-{label}")
@@ -237,13 +262,32 @@ class Bulkhead:
         work = self._within_quota(call) if self.quota.windows else call.work
         if call.is_async:
             call.future = asyncio.run_coroutine_threadsafe(work(), self._async_loop())
-        else:
-            call.future = self._pool.submit(work)
-        call.future.add_done_callback(functools.partial(self._on_future_done, call))
+            call.future.add_done_callback(functools.partial(self._on_future_done, call))
+        else:  # handed to the threads once per loop turn: one wake-up for a burst
+            if not self._to_threads:
+                self._scheduler.call_later(0, self._hand_to_threads)
+            self._to_threads.append((work, functools.partial(self._on_returned, call)))
+
+    def _hand_to_threads(self) -> None:
+        calls, self._to_threads = self._to_threads, []
+        mark = self._pool.submit(calls)
+        if not self._growing:
+            self._growing = True
+            self._scheduler.call_later(GROW_AFTER_SECS, self._grow, mark)
+
+    def _grow(self, mark: int) -> None:
+        next_mark = self._pool.grow(mark)
+        self._growing = next_mark is not None
+        if next_mark is not None:
+            self._scheduler.call_later(GROW_AFTER_SECS, self._grow, next_mark)
+
+    def _on_returned(self, call: Call, outcome: Any, exc: Optional[BaseException]) -> None:
+        """In the worker (or the asyncio loop): hand the end of the call to the loop thread."""
+        self._post(functools.partial(self._ended, call, None if exc is not None else outcome))
 
     def _on_future_done(self, call: Call, future: Future) -> None:
-        """In the worker (or the asyncio loop): hand the end of the call to the loop thread."""
-        self._post(functools.partial(self._ended, call, future))
+        failed = future.cancelled() or future.exception() is not None
+        self._on_returned(call, None if failed else future.result(), None)
 
     def _run_inline(self, call: Call) -> None:
         """A searcher that answers from memory: no thread hop.  One that turns out slow is
@@ -278,18 +322,17 @@ class Bulkhead:
             return Outcome(DEFERRED, wait_secs=wait) if wait > 0 else call.work()
         return run
 
-    def _ended(self, call: Call, future: Future) -> None:
-        """In the loop thread, once the worker or the coroutine has returned."""
+    def _ended(self, call: Call, outcome: Optional[Outcome]) -> None:
+        """In the loop thread, once the worker or the coroutine has returned; ``None`` if a
+        BaseException got out (``call_searcher`` catches Exception) or it was cancelled."""
         if call.state == "abandoned":
             self._abandoned -= 1
         elif call.state == "running":
             self._running -= 1
             if call.timer is not None:
                 call.timer.cancel()
-            if future.cancelled() or future.exception() is not None:
-                outcome = Outcome(FAILED)  # call_searcher catches Exception: a BaseException got out
-            else:
-                outcome = future.result()
+            if outcome is None:
+                outcome = Outcome(FAILED)
             self._count(outcome, time.monotonic() - call.started)
             self._finish(call, outcome)
         self._drain()
