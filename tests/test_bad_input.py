@@ -6,7 +6,7 @@ import time
 import pytest
 
 from rc_cts.tools.client import multipart
-from .searchers import HitSearcher
+from .searchers import HitSearcher, SleepSearcher
 
 GOOD = {"type": "net.uri", "value": "http://ok"}
 
@@ -179,15 +179,32 @@ def test_unhandled_error_is_500_without_traceback(start_service, caplog):
     assert svc.client().options("test").status == 200
 
 
-def test_connections_beyond_the_limit_are_refused(start_service):
-    svc = start_service([HitSearcher()], max_connections=2)
+def test_connections_beyond_the_limit_make_room_or_get_503(start_service):
+    svc = start_service([HitSearcher(), SleepSearcher()], max_connections=2, sync_wait_secs=5)
     addr = (svc.service.http.host, svc.service.http.port)
     held = [socket.create_connection(addr, timeout=5) for _ in range(2)]
     time.sleep(0.2)
     extra = socket.create_connection(addr, timeout=5)
-    assert extra.recv(100) == b""          # closed at once
-    extra.close()
-    for s in held:
+    assert held[0].recv(100) == b""        # the oldest idle one made room
+    extra.sendall(b"OPTIONS /cts/test HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert extra.recv(4096).startswith(b"HTTP/1.1 200 ")
+    for s in held + [extra]:
+        s.close()
+    time.sleep(0.2)
+    busy = []  # two connections whose lookups are in progress: neither may be closed
+    for i in range(2):
+        s = socket.create_connection(addr, timeout=5)
+        body = json.dumps({"type": "net.name", "value": f"s{i}:1.5"}).encode()
+        s.sendall(b"POST /cts/slow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        busy.append(s)
+    time.sleep(0.3)
+    refused = socket.create_connection(addr, timeout=5)
+    answer = refused.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 503 "), answer
+    assert b"Retry-After: 1" in answer and b'"error"' in answer
+    for s in busy:
+        assert s.recv(4096).startswith(b"HTTP/1.1 200 ")
         s.close()
     time.sleep(0.2)
     assert_still_serving(svc)

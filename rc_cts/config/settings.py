@@ -79,10 +79,16 @@ for one service, e.g.
     upload_dir: Optional[str] = option(None, """Where uploaded files larger than 256 KiB are written while searchers use them
 (default: the system's temporary directory); each is removed when its lookup is done.""",
                                        example="/var/lib/rc-cts/uploads")
-    idle_timeout_secs: float = option(60, """A connection with no traffic for idle_timeout_secs is closed; a request must arrive
-completely within request_timeout_secs (408 otherwise).""")
+    idle_timeout_secs: float = option(60, """A connection with no traffic for idle_timeout_secs is closed; a TLS handshake and a request's
+headers must arrive within header_timeout_secs, a whole request within request_timeout_secs
+(408 otherwise).""")
+    header_timeout_secs: float = option(10)
     request_timeout_secs: float = option(120)
-    max_connections: int = option(2000, "Connections beyond this many are refused.")
+    max_connections: int = option(2000, """Every socket counts, TLS ones before their handshake. At the limit the oldest connection
+without a request in progress is closed to make room; if every one has a request in
+progress, the new one gets 503.""")
+    max_buffered_mb: float = option(64, """Request bytes held in memory by all connections together (uploaded files go to disk);
+beyond it a request gets 503 and the client retries.""")
     store: str = option("memory", """Where results live: memory (this process only, lost on restart), sqlite (survives restarts,
 one machine), or redis (shared by several rc-cts processes: replicas behind a load balancer).""")
     sqlite_path: str = option("~/.resilient/rc-cts.sqlite3")
@@ -110,6 +116,10 @@ shutdown_grace_secs for the calls running, then exit. A second signal exits at o
     @property
     def max_body_bytes(self) -> int:
         return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def max_buffered_bytes(self) -> int:
+        return int(self.max_buffered_mb * 1024 * 1024)
 
     @property
     def max_file_bytes(self) -> int:
@@ -175,7 +185,7 @@ def settings_from_opts(opts: Mapping[str, Mapping[str, Any]]) -> Settings:
 
 def _validate(s: Settings) -> None:
     positive = ("cache_size", "cache_ttl", "workers", "max_queue", "call_timeout_secs", "max_body_mb", "max_file_mb", "idle_timeout_secs",
-                "request_timeout_secs", "lookup_timeout_secs", "max_connections", "lease_secs")
+                "header_timeout_secs", "request_timeout_secs", "max_buffered_mb", "lookup_timeout_secs", "max_connections", "lease_secs")
     for name in positive:
         if getattr(s, name) <= 0:
             raise ConfigError(f"option {name!r} must be greater than 0")

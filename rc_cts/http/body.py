@@ -11,7 +11,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from .errors import HttpError
-from .files import ArtifactFile, FileTooLarge
+from .files import SPOOL_THRESHOLD, ArtifactFile, FileTooLarge
 from .protocol import parse_artifact
 
 ParsedBody = Tuple[Dict[str, Any], Optional[ArtifactFile]]
@@ -23,9 +23,11 @@ class JsonBody:
 
     def __init__(self) -> None:
         self._chunks: List[bytes] = []
+        self.held = 0  # bytes kept in memory, for the server's cap on all requests together
 
     def feed(self, chunk: bytes) -> None:
         self._chunks.append(chunk)
+        self.held += len(chunk)
 
     def finish(self) -> ParsedBody:
         raw = b"".join(self._chunks)
@@ -35,6 +37,7 @@ class JsonBody:
 
     def discard(self) -> None:
         self._chunks = []
+        self.held = 0
 
 
 class MultipartBody:
@@ -74,6 +77,12 @@ class MultipartBody:
         except _PartsTooLarge:
             raise HttpError(413, f"request body is larger than the limit ({self._max_other_bytes} bytes, "
                                  "not counting the file)") from None
+
+    @property
+    def held(self) -> int:
+        """Bytes kept in memory: the artifact part, and a file part until it goes to disk."""
+        size = self._file.size if self._file is not None else 0
+        return (len(self._artifact) if self._artifact is not None else 0) + (size if size <= SPOOL_THRESHOLD else 0)
 
     def finish(self) -> ParsedBody:
         if not self._ended:

@@ -1,15 +1,32 @@
 """An HTTP/1.1 server as a circuits component, for the threat service's few endpoints.
 
-circuits.web reads whole bodies into memory with no limit, has no idle
-timeout, and its TLS handshake blocks the event loop; this server parses
-with ``h11`` instead, so it can stream bodies into the application, refuse
-oversized ones early, answer asynchronously, and close idle or slow clients.
+Every byte from the network is hostile until parsed, so each connection is an explicit
+state machine (``ConnState``) with limits in bytes and in time at each state:
+
+* every accepted socket counts against ``max_connections``, TLS ones before their
+  handshake; at the limit the oldest connection that has not sent a complete request
+  head is closed to make room, and if there is none the new one gets 503;
+* a TLS handshake and a request head must arrive within ``header_timeout_secs``, a whole
+  request within ``request_timeout_secs``; a connection idle for ``idle_timeout_secs``
+  is closed;
+* request bytes held in memory are capped per request (``max_body_mb``) and in total
+  (``max_buffered_mb``, 503 beyond it); answers a client does not read stop its
+  connection from being read (backpressure) instead of piling up;
+* pipelined requests are answered in order, by a loop (never by recursion), a batch per
+  loop turn.
+
+``h11`` parses and frames; the application gets ``begin(request)`` when a head is in
+(it returns a body parser, fed as the body streams in) and ``handle(request, respond)``
+when the body is in, and answers whenever it likes.
 """
 from __future__ import annotations
 
+import enum
 import json
 import logging
+import socket
 import time
+from http import HTTPStatus
 from typing import Any, Dict, Optional
 
 import h11
@@ -17,22 +34,34 @@ from circuits import BaseComponent, handler
 
 from .errors import HttpError
 from .listener import Listener
+from .netloop import NetLoop
+from .transport import Phase, Transport
 from ..config.settings import Settings
 from ..scheduler import Scheduler
 
 LOG = logging.getLogger(__name__)
 
-READ_SIZE = 65536
-MAX_BUFFERED_WHILE_BUSY = 1024 * 1024
 MAX_HEADER_BYTES = 16 * 1024
+MAX_PIPELINED_BYTES = 64 * 1024   # unread requests held while one is answered; then reading pauses
+PIPELINE_BATCH = 32               # requests of one connection answered per loop turn
+WRITE_HIGH_WATER = 256 * 1024     # answers not yet taken by the client; then reading pauses
 LINGER_SECS = 2.0                 # after refusing a request, read what the client still sends
 LINGER_BYTES = 8 * 1024 * 1024    # ...for this long and this much, so it can read the answer
-SWEEP_INTERVAL = 1.0
-STATUS_REASON = {200: b"OK", 303: b"See Other", 400: b"Bad Request", 401: b"Unauthorized",
-                 404: b"Not Found", 405: b"Method Not Allowed", 408: b"Request Timeout",
-                 411: b"Length Required", 413: b"Payload Too Large",
-                 415: b"Unsupported Media Type", 500: b"Internal Server Error",
-                 503: b"Service Unavailable"}
+SWEEP_INTERVAL = 0.5
+
+
+class ConnState(enum.Enum):
+    HANDSHAKING = "handshaking"   # TLS: counted, not yet speaking HTTP
+    IDLE = "idle"                 # between requests
+    HEAD = "head"                 # a request head is arriving
+    BODY = "body"                 # its body is arriving
+    ANSWERING = "answering"       # the application has the request and owes an answer
+    LINGERING = "lingering"       # answered and closing: what the client still sends is dropped
+    CLOSED = "closed"
+
+
+# Connections that may be closed to make room for a new one: nothing of theirs is in progress.
+EVICTABLE = frozenset({ConnState.HANDSHAKING, ConnState.IDLE, ConnState.HEAD})
 
 
 class Request:
@@ -41,7 +70,7 @@ class Request:
     __slots__ = ("method", "target", "path", "headers", "peer", "body", "max_body", "context", "error",
                  "_conn")
 
-    def __init__(self, method: str, target: str, headers: Dict[str, str], peer: Any, conn):
+    def __init__(self, method: str, target: str, headers: Dict[str, str], peer: Any, conn: "Connection"):
         self.method = method
         self.target = target
         self.path = target.split("?", 1)[0]
@@ -55,25 +84,50 @@ class Request:
 
     @property
     def connected(self) -> bool:
-        return not self._conn.closed
+        return self._conn.state is not ConnState.CLOSED
 
 
-class _Connection:
-    __slots__ = ("sock", "h11", "peer", "request", "busy", "closed", "last_activity",
-                 "request_started", "body_bytes", "linger_until", "linger_budget")
+class Connection:
+    """One client: its transport, its h11 state, and where it stands (``state``, ``since``)."""
 
-    def __init__(self, sock, peer):
-        self.sock = sock
-        self.peer = peer
+    __slots__ = ("server", "transport", "peer", "h11", "state", "since", "last_activity", "request",
+                 "request_started", "body_bytes", "held", "linger_until", "linger_budget", "processing",
+                 "write_blocked", "accepted")
+
+    def __init__(self, server: "HttpServer", transport: Transport):
+        now = time.monotonic()
+        self.server = server
+        self.transport = transport
+        self.peer = transport.peer_address
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+        self.state = ConnState.HANDSHAKING if transport.phase is Phase.HANDSHAKING else ConnState.IDLE
+        self.accepted = now
+        self.since = now            # when it entered its state
+        self.last_activity = now
         self.request: Optional[Request] = None
-        self.busy = False           # the application has the request and owes an answer
-        self.closed = False
-        self.last_activity = time.monotonic()
-        self.request_started: Optional[float] = None
+        self.request_started = now
         self.body_bytes = 0
-        self.linger_until: Optional[float] = None  # answered and closing: discarding input
+        self.held = 0               # request bytes the body parser holds in memory
+        self.linger_until = 0.0
         self.linger_budget = 0
+        self.processing = False     # the request loop runs for it now
+        self.write_blocked = False  # answers wait for the client to read them
+
+    # Peer: what the transport tells
+    def on_open(self) -> None:
+        self.server._on_open(self)
+
+    def on_data(self, data: bytes) -> None:
+        self.server._on_data(self, data)
+
+    def on_eof(self) -> None:
+        self.server._on_eof(self)
+
+    def on_drained(self) -> None:
+        self.server._on_drained(self)
+
+    def on_closed(self) -> None:
+        self.server._on_closed(self)
 
 
 class HttpServer(BaseComponent):
@@ -86,17 +140,19 @@ class HttpServer(BaseComponent):
         self.app = app
         self.secure = s.secure
         self.max_body_bytes = s.max_body_bytes
+        self.max_buffered_bytes = s.max_buffered_bytes
         self.idle_timeout = s.idle_timeout_secs
+        self.header_timeout = s.header_timeout_secs
         self.request_timeout = s.request_timeout_secs
         self.max_connections = s.max_connections
         self._scheduler = scheduler
-        self._conns: Dict[Any, _Connection] = {}
-        self.listener = Listener((s.server, s.port), secure=s.secure, certfile=s.certfile, keyfile=s.keyfile,
-                                 bufsize=READ_SIZE, channel=self.channel)
-        if s.secure:
-            self.listener.ssl_context()  # a bad certificate fails at start, not per client
-        self.listener.on_data = self._on_read
-        self.listener.register(self)
+        self._conns: Dict[Connection, None] = {}
+        self._evictable: Dict[Connection, None] = {}  # oldest first: the next one to close for room
+        self.held_bytes = 0  # request bytes held in memory by every connection
+        self.loop = NetLoop().register(self)
+        self.listener = Listener(self.loop, (s.server, s.port), self._on_accept, scheduler.call_later,
+                                 certfile=s.certfile if s.secure else None, keyfile=s.keyfile)
+        self._refusal = _refusal_bytes()
         scheduler.call_every(SWEEP_INTERVAL, self._sweep)
 
     @property
@@ -111,85 +167,161 @@ class HttpServer(BaseComponent):
     def url(self) -> str:
         return f"{'https' if self.secure else 'http'}://{self.host}:{self.port}"
 
-    @handler("ready")
-    def _on_ready(self, server, bind) -> None:
-        LOG.info("listening on %s", self.url)
+    @property
+    def connections(self) -> int:
+        return len(self._conns)
+
+    @handler("started", channel="*")
+    def _on_started(self, component) -> None:
+        if component is self.root:
+            self.listener.start()
+            LOG.info("listening on %s", self.url)
+
+    @handler("stopped", channel="*")
+    def _on_stopped(self, component) -> None:
+        if component is self.root:
+            self.listener.stop_accepting()
+            for conn in list(self._conns):
+                conn.transport.abort()
 
     # -- connections -----------------------------------------------------------------------
-    @handler("connect")
-    def _on_connect(self, sock, *peer) -> None:
-        if len(self._conns) >= self.max_connections:
-            LOG.warning("refusing connection from %s: %d connections open", peer, len(self._conns))
-            self.listener.close(sock)
+    def _on_accept(self, sock: socket.socket, peer: Any) -> None:
+        if len(self._conns) >= self.max_connections and not self._evict_one():
+            LOG.warning("refusing a connection from %s: %d connections open, none idle",
+                        peer[0] if peer else "?", len(self._conns))
+            refused = Transport(self.loop, sock, peer)
+            if refused.phase is Phase.OPEN:  # a TLS client cannot read an answer before its handshake
+                refused.write(self._refusal)
+            refused.close()
             return
-        self._conns[sock] = _Connection(sock, peer)
+        transport = Transport(self.loop, sock, peer)
+        conn = Connection(self, transport)
+        self._conns[conn] = None
+        self._evictable[conn] = None
+        transport.start(conn)
 
-    @handler("disconnect")
-    def _on_disconnect(self, sock) -> None:
-        conn = self._conns.pop(sock, None)
-        if conn is not None:
-            conn.closed = True
-            if conn.request is not None and conn.request.body is not None and not conn.busy:
-                conn.request.body.discard()
+    def _evict_one(self) -> bool:
+        """Close the connection that has waited longest without sending a request head."""
+        for conn in self._evictable:
+            LOG.info("closing a %s connection from %s to make room", conn.state.value,
+                     conn.peer[0] if conn.peer else "?")
+            conn.transport.abort()
+            return True
+        return False
 
-    def _on_read(self, sock: Any, data: bytes) -> None:
-        """Data from a client (the listener calls it in the loop thread as it reads)."""
-        conn = self._conns.get(sock)
-        if conn is None or conn.closed:
+    def _set_state(self, conn: Connection, state: ConnState) -> None:
+        conn.state = state
+        conn.since = time.monotonic()
+        self._evictable.pop(conn, None)
+        if state in EVICTABLE:
+            self._evictable[conn] = None  # to the end: now the newest
+
+    def _on_open(self, conn: Connection) -> None:
+        if conn.state is ConnState.HANDSHAKING:
+            self._set_state(conn, ConnState.IDLE)
+
+    def _on_closed(self, conn: Connection) -> None:
+        was = conn.state
+        self._conns.pop(conn, None)
+        self._evictable.pop(conn, None)
+        conn.state = ConnState.CLOSED
+        self._release(conn)
+        req = conn.request
+        if req is not None and req.body is not None and was is not ConnState.ANSWERING:
+            req.body.discard()  # a body cut off: nothing it wrote stays behind
+
+    def _on_eof(self, conn: Connection) -> None:
+        """The client half-closed: answer what it sent, then close."""
+        if conn.state in (ConnState.IDLE, ConnState.HANDSHAKING) and not conn.h11.trailing_data[0]:
+            conn.transport.close()
             return
-        conn.last_activity = time.monotonic()
-        if conn.linger_until is not None:
-            conn.linger_budget -= len(data)
-            if conn.linger_budget < 0:
-                self._close(conn)
-            return
-        if conn.busy:
-            # A pipelined request waits in h11's buffer until this one is answered.
-            if len(conn.h11.trailing_data[0]) + len(data) > MAX_BUFFERED_WHILE_BUSY:
-                self._close(conn)
-                return
-        elif conn.request_started is None:
-            conn.request_started = conn.last_activity
-        conn.h11.receive_data(data)
-        if not conn.busy:
+        conn.h11.receive_data(b"")
+        self._process(conn)
+
+    def _on_drained(self, conn: Connection) -> None:
+        if conn.write_blocked:
+            conn.write_blocked = False
+            conn.transport.resume_reading()
             self._process(conn)
 
-    def _process(self, conn: _Connection) -> None:
-        """Feed h11's events to the application until it needs more data or owes an answer."""
-        while not conn.busy and not conn.closed:
-            try:
-                event = conn.h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                self._fail(conn, HttpError(exc.error_status_hint, f"bad HTTP request: {exc}"))
-                return
-            if event is h11.NEED_DATA or event is h11.PAUSED:
-                return
-            try:
-                if isinstance(event, h11.Request):
-                    self._on_request_head(conn, event)
-                elif isinstance(event, h11.Data):
-                    req = conn.request
-                    assert req is not None  # h11 gives Data only after a Request
-                    conn.body_bytes += len(event.data)
-                    if conn.body_bytes > self._limit(req):
-                        raise self._too_large(req)
-                    if req.body is not None:
-                        req.body.feed(event.data)
-                elif isinstance(event, h11.EndOfMessage):
-                    self._on_request_end(conn)
-                elif isinstance(event, h11.ConnectionClosed):
-                    self._close(conn)
-                    return
-            except HttpError as exc:
-                self._fail(conn, exc)
-                return
+    def _on_data(self, conn: Connection, data: bytes) -> None:
+        conn.last_activity = time.monotonic()
+        if conn.state is ConnState.LINGERING:
+            conn.linger_budget -= len(data)
+            if conn.linger_budget < 0:
+                conn.transport.close()
+            return
+        if conn.state is ConnState.IDLE:
+            self._set_state(conn, ConnState.HEAD)
+            conn.request_started = conn.last_activity
+        conn.h11.receive_data(data)
+        if conn.state is ConnState.ANSWERING or conn.write_blocked:
+            if len(conn.h11.trailing_data[0]) > MAX_PIPELINED_BYTES:
+                conn.transport.pause_reading()  # resumed once answered
+            return
+        self._process(conn)
 
-    def _on_request_head(self, conn: _Connection, event: h11.Request) -> None:
+    # -- requests --------------------------------------------------------------------------
+    def _process(self, conn: Connection) -> None:
+        """Feed h11's events to the application until it needs more data or owes an answer.
+        An answer given at once comes back here through ``_respond``, which only sets the
+        state: this loop goes on to the next pipelined request, so nothing recurses."""
+        if conn.processing:
+            return
+        conn.processing = True
+        answered = 0
+        try:
+            while conn.state not in (ConnState.ANSWERING, ConnState.LINGERING, ConnState.CLOSED):
+                if conn.write_blocked:
+                    conn.transport.pause_reading()
+                    return
+                if answered >= PIPELINE_BATCH:  # let the other connections have this turn
+                    self._scheduler.call_later(0, self._process, conn)
+                    return
+                try:
+                    event = conn.h11.next_event()
+                except h11.RemoteProtocolError as exc:
+                    self._fail(conn, HttpError(exc.error_status_hint, _protocol_error(exc)))
+                    return
+                if event is h11.NEED_DATA:
+                    self._check_framing(conn)
+                    conn.transport.resume_reading()
+                    return
+                if event is h11.PAUSED:
+                    return
+                try:
+                    if isinstance(event, h11.Request):
+                        self._on_request_head(conn, event)
+                    elif isinstance(event, h11.Data):
+                        self._on_body_data(conn, event.data)
+                    elif isinstance(event, h11.EndOfMessage):
+                        answered += 1
+                        self._on_request_end(conn)
+                    elif isinstance(event, h11.ConnectionClosed):
+                        conn.transport.close()
+                        return
+                except HttpError as exc:
+                    self._fail(conn, exc)
+                    return
+        finally:
+            conn.processing = False
+
+    def _check_framing(self, conn: Connection) -> None:
+        """h11 waits for a CRLF that a bare-LF chunked body never sends: refuse it now."""
+        if conn.state is ConnState.BODY and conn.request is not None \
+                and "transfer-encoding" in conn.request.headers:
+            pending = conn.h11.trailing_data[0]
+            at = pending.find(b"\n")
+            if at == 0 or (at > 0 and pending[at - 1] != 0x0D):
+                self._fail(conn, HttpError(400, "chunked body lines must end with CRLF, not a bare LF"))
+
+    def _on_request_head(self, conn: Connection, event: h11.Request) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers}
         req = Request(event.method.decode("ascii", "replace").upper(),
                       event.target.decode("latin-1"), headers, conn.peer, conn)
         conn.request = req
         conn.body_bytes = 0
+        self._set_state(conn, ConnState.BODY)
         length = headers.get("content-length")
         try:
             req.body = self.app.begin(req)
@@ -200,9 +332,27 @@ class HttpServer(BaseComponent):
         if length is not None and length.isdigit() and int(length) > self._limit(req):
             raise self._too_large(req)
 
-    def _on_request_end(self, conn: _Connection) -> None:
-        conn.busy = True
-        conn.request_started = None
+    def _on_body_data(self, conn: Connection, data: bytes) -> None:
+        req = conn.request
+        assert req is not None  # h11 gives Data only after a Request
+        conn.body_bytes += len(data)
+        if conn.body_bytes > self._limit(req):
+            raise self._too_large(req)
+        if req.body is not None:
+            req.body.feed(data)
+            held = req.body.held
+            self.held_bytes += held - conn.held
+            conn.held = held
+            if self.held_bytes > self.max_buffered_bytes:
+                raise HttpError(503, "the server holds too many request bytes: try again shortly",
+                                {"Retry-After": "1"})
+
+    def _release(self, conn: Connection) -> None:
+        self.held_bytes -= conn.held
+        conn.held = 0
+
+    def _on_request_end(self, conn: Connection) -> None:
+        self._set_state(conn, ConnState.ANSWERING)
         req = conn.request
         assert req is not None  # h11 gives EndOfMessage only after a Request
 
@@ -220,6 +370,8 @@ class HttpServer(BaseComponent):
         except Exception:
             LOG.exception("unhandled error answering %s %s", req.method, req.path)
             self._respond(conn, req, 500, {"error": "internal server error"})
+        finally:
+            self._release(conn)  # the body is parsed: the application holds what it keeps
 
     def _limit(self, req: Request) -> int:
         return req.max_body if req.max_body is not None else self.max_body_bytes
@@ -228,9 +380,9 @@ class HttpServer(BaseComponent):
         return HttpError(413, f"request body is larger than the limit ({self._limit(req)} bytes)")
 
     # -- answers ---------------------------------------------------------------------------
-    def _respond(self, conn: _Connection, req: Optional[Request], status: int, payload: Any,
+    def _respond(self, conn: Connection, req: Optional[Request], status: int, payload: Any,
                  headers: Optional[Dict[str, str]] = None, close: bool = False) -> None:
-        if conn.closed or conn.request is not req:
+        if conn.state is ConnState.CLOSED or conn.request is not req:
             return  # the client left, or this request was answered already
         body = b"" if payload is None else json.dumps(payload).encode("utf-8")
         hdrs = [(b"Content-Type", b"application/json"), (b"Content-Length", str(len(body)).encode())]
@@ -239,29 +391,35 @@ class HttpServer(BaseComponent):
         if close:
             hdrs.append((b"Connection", b"close"))
         try:
-            out = conn.h11.send(h11.Response(status_code=status, headers=hdrs,
-                                             reason=STATUS_REASON.get(status, b"")))
+            out = conn.h11.send(h11.Response(status_code=status, headers=hdrs, reason=_reason(status)))
             if body and (req is None or req.method != "HEAD"):
                 out += conn.h11.send(h11.Data(data=body))
             out += conn.h11.send(h11.EndOfMessage())
         except h11.LocalProtocolError:
-            self._close(conn)
+            conn.transport.abort()
             return
-        self.listener.send(conn.sock, out)
+        conn.transport.write(out)
         conn.request = None
-        conn.busy = False
         conn.last_activity = time.monotonic()
-        if conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE:
+        if conn.transport.buffered > WRITE_HIGH_WATER:
+            conn.write_blocked = True  # the client does not read: read nothing more until it does
+        ours, theirs = conn.h11.our_state, conn.h11.their_state
+        if ours is h11.DONE and theirs is h11.DONE:
             conn.h11.start_next_cycle()
-            if conn.h11.trailing_data[0]:
-                conn.request_started = conn.last_activity
-                self._process(conn)
-        elif conn.h11.their_state is h11.DONE:
-            self._close(conn)  # the client asked to close
+            pending = bool(conn.h11.trailing_data[0])
+            self._set_state(conn, ConnState.HEAD if pending else ConnState.IDLE)
+            conn.request_started = conn.last_activity
+            if pending and not conn.processing:  # pipelined: the next turn answers it
+                self._scheduler.call_later(0, self._process, conn)
+            elif conn.transport.eof and not pending:
+                conn.transport.close()
+        elif theirs in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED):
+            self._set_state(conn, ConnState.LINGERING)
+            conn.transport.close()  # one side asked to close, and the request is read: once written
         else:
             self._linger(conn)  # the request was not read to its end
 
-    def _fail(self, conn: _Connection, exc: HttpError) -> None:
+    def _fail(self, conn: Connection, exc: HttpError) -> None:
         """Answer a request the server cannot go on reading, then close the connection."""
         req = conn.request
         method = req.method if req else "-"
@@ -270,36 +428,70 @@ class HttpServer(BaseComponent):
                     exc.message)
         if conn.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             self._respond(conn, req, exc.status, {"error": exc.message}, exc.headers, close=True)
-        if req is not None and req.body is not None and not conn.busy:
+        if req is not None and req.body is not None and conn.state is not ConnState.ANSWERING:
             req.body.discard()
+        self._release(conn)
         self._linger(conn)
 
-    def _linger(self, conn: _Connection) -> None:
+    def _linger(self, conn: Connection) -> None:
         """Close once the answer is out, but first let a client that is still sending its
         body finish (within limits): closing at once resets the connection, and the client
         would see a broken pipe instead of our answer."""
-        if conn.closed:
+        if conn.state is ConnState.CLOSED:
             return
+        self._set_state(conn, ConnState.LINGERING)
         conn.linger_until = time.monotonic() + LINGER_SECS
         conn.linger_budget = LINGER_BYTES
-
-    def _close(self, conn: _Connection) -> None:
-        if not conn.closed:
-            conn.closed = True
-            self.listener.close(conn.sock)
+        conn.transport.resume_reading()
 
     def _sweep(self) -> None:
-        """Close connections that sit idle, or trickle a request slower than allowed."""
+        """Close connections that handshake, send a head or a request too slowly, or sit idle."""
         now = time.monotonic()
-        for conn in list(self._conns.values()):
-            if conn.linger_until is not None and now > conn.linger_until:
-                self._close(conn)
-            if conn.busy or conn.closed or conn.linger_until is not None:
-                continue
-            if conn.request_started is not None and now - conn.request_started > self.request_timeout:
-                self._fail(conn, HttpError(408, "request took too long to arrive"))
-            elif now - conn.last_activity > self.idle_timeout:
-                if conn.request_started is not None:
+        for conn in list(self._conns):
+            state = conn.state
+            if state is ConnState.LINGERING:
+                if now > conn.linger_until:
+                    conn.transport.abort()
+            elif state is ConnState.HANDSHAKING:
+                if now - conn.since > self.header_timeout:
+                    LOG.info("TLS handshake from %s took over %ss: closed", conn.peer[0], self.header_timeout)
+                    conn.transport.abort()
+            elif state is ConnState.HEAD:
+                limit = min(self.header_timeout, self.request_timeout)
+                if now - conn.since > limit:
+                    self._fail(conn, HttpError(408, f"request head not received within {limit}s"))
+            elif state is ConnState.BODY:
+                if now - conn.request_started > self.request_timeout:
+                    self._fail(conn, HttpError(408, "request took too long to arrive"))
+                elif now - conn.last_activity > self.idle_timeout:
                     self._fail(conn, HttpError(408, "request timed out waiting for data"))
-                else:
-                    self._close(conn)
+            elif state is ConnState.IDLE:
+                if now - conn.last_activity > self.idle_timeout:
+                    conn.transport.close()
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
+def _protocol_error(exc: h11.RemoteProtocolError) -> str:
+    if exc.error_status_hint == 501:
+        return (f"bad HTTP request: {exc}; only chunked Transfer-Encoding is supported "
+                "(send the body as it is, with a Content-Length)")
+    return f"bad HTTP request: {exc}"
+
+
+def _refusal_bytes() -> bytes:
+    """The whole answer given to a connection over the limit."""
+    body = json.dumps({"error": "too many connections: try again shortly"}).encode()
+    conn = h11.Connection(h11.SERVER)
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    conn.next_event()
+    conn.next_event()
+    return (conn.send(h11.Response(status_code=503, reason=b"Service Unavailable", headers=[
+        (b"Content-Type", b"application/json"), (b"Content-Length", str(len(body)).encode()),
+        (b"Retry-After", b"1"), (b"Connection", b"close")])) + conn.send(h11.Data(data=body))
+        + conn.send(h11.EndOfMessage()))

@@ -26,7 +26,8 @@ from .quota import NO_QUOTA, Quota, parse_rate_limit
 LOG = logging.getLogger(__name__)
 
 GROW_AFTER_SECS = 0.02    # calls no worker has taken this long after submission get a thread
-INLINE_BUDGET_SECS = 0.05  # a call of a searcher declared non-blocking that takes longer: threads
+INLINE_BUDGET_SECS = 0.05  # a searcher declared non-blocking whose calls take longer...
+INLINE_SLOW_CALLS = 3      # ...this many times in a row is moved to threads (one is a GC pause)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 Post = Callable[[Callable[[], None]], None]           # run a callable in the loop thread
@@ -187,6 +188,7 @@ class Bulkhead:
         self.limits = limits
         self.quota = quota
         self.inline = False       # the searcher declared ``blocking = False``: called in the loop
+        self._slow_inline = 0     # its calls in a row over INLINE_BUDGET_SECS
         self._paused_until = 0.0  # the quota is spent until then: nothing starts
         self.stats = SearcherStats()
         self._scheduler = scheduler
@@ -291,15 +293,17 @@ class Bulkhead:
 
     def _run_inline(self, call: Call) -> None:
         """A searcher that answers from memory: no thread hop.  One that turns out slow is
-        moved to threads for good, so a wrong declaration costs one slow call."""
+        moved to threads for good, so a wrong declaration costs a few slow calls."""
         call.state = "running"
         self.stats.calls += 1
         started = time.monotonic()
         outcome = (self._within_quota(call) if self.quota.windows else call.work)()
         elapsed = time.monotonic() - started
-        if elapsed > INLINE_BUDGET_SECS:
-            LOG.warning("searcher %s declares blocking = False but a call took %.0f ms: its calls "
-                        "run in threads from now on", self.label, elapsed * 1000)
+        self._slow_inline = self._slow_inline + 1 if elapsed > INLINE_BUDGET_SECS else 0
+        if self._slow_inline >= INLINE_SLOW_CALLS:
+            LOG.warning("searcher %s declares blocking = False but %d calls in a row took over %.0f ms "
+                        "(the last %.0f ms): its calls run in threads from now on", self.label,
+                        INLINE_SLOW_CALLS, INLINE_BUDGET_SECS * 1000, elapsed * 1000)
             self.inline = False
         self._count(outcome, elapsed)
         self._finish(call, outcome)
