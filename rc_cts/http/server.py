@@ -232,6 +232,9 @@ class HttpServer(BaseComponent):
 
     def _on_eof(self, conn: Connection) -> None:
         """The client half-closed: answer what it sent, then close."""
+        if conn.state is ConnState.LINGERING:
+            conn.transport.abort()  # it has read the answer, and sends nothing more
+            return
         if conn.state in (ConnState.IDLE, ConnState.HANDSHAKING) and not conn.h11.trailing_data[0]:
             conn.transport.close()
             return
@@ -442,6 +445,7 @@ class HttpServer(BaseComponent):
         self._set_state(conn, ConnState.LINGERING)
         conn.linger_until = time.monotonic() + LINGER_SECS
         conn.linger_budget = LINGER_BYTES
+        conn.transport.shutdown_write()
         conn.transport.resume_reading()
 
     def _sweep(self) -> None:

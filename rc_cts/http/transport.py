@@ -42,7 +42,8 @@ class Transport:
     """Reads go to ``peer.on_data``; ``write`` sends now what the socket takes and keeps the
     rest (``buffered`` bytes) until the socket is writable again."""
 
-    __slots__ = ("loop", "sock", "peer_address", "peer", "phase", "reading", "eof", "_out", "buffered")
+    __slots__ = ("loop", "sock", "peer_address", "peer", "phase", "reading", "eof", "_out", "buffered",
+                 "_shut_write")
 
     def __init__(self, loop: NetLoop, sock: socket.socket, peer_address: Any):
         self.loop = loop
@@ -54,6 +55,7 @@ class Transport:
         self.eof = False
         self._out: Deque[bytes] = deque()
         self.buffered = 0
+        self._shut_write = False
 
     @property
     def closed(self) -> bool:
@@ -136,6 +138,8 @@ class Transport:
         if self.phase is Phase.CLOSING:
             self.abort()
             return
+        if self._shut_write:
+            self._end_writing()
         self._watch()
         assert self.peer is not None
         self.peer.on_drained()
@@ -158,6 +162,22 @@ class Transport:
         self._out.append(data)
         self.buffered += len(data)
         self._watch()
+
+    def shutdown_write(self) -> None:
+        """Once what is buffered is written, tell the client there is nothing more (it sees
+        the end of the answer at once) and go on reading: closing a socket with unread
+        input resets it, and the client might lose the answer."""
+        self._shut_write = True
+        if not self._out:
+            self._end_writing()
+
+    def _end_writing(self) -> None:
+        if isinstance(self.sock, ssl.SSLSocket):
+            return  # TLS has no half-close without its own shutdown: closed when reading ends
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
 
     def pause_reading(self) -> None:
         if self.reading:
