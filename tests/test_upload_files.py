@@ -2,11 +2,13 @@
 the service's stop, SIGTERM, and a SIGKILL (the next start sweeps what it left); a lookup
 resumed without its file does not call the searchers that needed it; searchers get a safe
 file name."""
+import json
 import logging
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -18,7 +20,7 @@ import pytest
 from rc_cts.testing import hit_values
 from rc_cts.tools.client import Client, multipart
 
-from .searchers import FileSearcher, HitSearcher
+from .searchers import FileSearcher, HitSearcher, SampleAnalysisSearcher, SampleNameSearcher
 
 KB = 1024
 MB = 1024 * KB
@@ -263,3 +265,56 @@ def test_sigterm_during_an_upload_leaves_no_file(run_cli, tmp_path, upload_dir):
     assert a.proc.wait(20) == 0
     s.close()
     assert files_in(upload_dir) == []
+
+
+# -- a lookup without the file it needed -----------------------------------------------------
+def test_a_resumed_lookup_does_not_run_the_searchers_that_needed_its_file(run_cli, tmp_path, upload_dir):
+    db = tmp_path / "cts.sqlite3"
+    cfg = config(tmp_path, upload_dir, "store = sqlite", f"sqlite_path = {db}", "lease_secs = 1",
+                 "sync_wait_secs = 0.2", "later_retry_secs = 1", "incomplete_retry_secs = 0.1",
+                 "max_retries = 3")
+    a = run_cli(cfg, module="tests.serve")
+    r = Client(a.url + "/cts").post("samples", {"type": "file.content", "value": "s1:60"},
+                                    file_bytes=os.urandom(BIG))
+    assert r.status == 303
+    rid = r.json["id"]
+    a.proc.send_signal(signal.SIGKILL)  # mid-lookup: the file is gone with the process
+    a.proc.wait(10)
+    b = run_cli(cfg, module="tests.serve")
+    c = Client(b.url + "/cts")
+    answers = []
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        got = c.get("samples", rid)
+        answers.append(got)
+        if got.status == 200:
+            break
+        time.sleep(0.2)
+    assert [a.status for a in answers[:-1]] == [303] * (len(answers) - 1) and answers[-1].status == 200
+    assert [hit_values(h) for h in answers[-1].json["hits"]] == [{"Sample": "s1"}]
+    assert sample_calls(tmp_path) == [["s1", "file"]]  # called with the file, never without
+    with sqlite3.connect(db) as conn:
+        record = json.loads(conn.execute("SELECT record FROM lookups WHERE id = ?", (rid,)).fetchone()[0])
+    assert record["complete"] and list(record["missing"]) == ["SampleAnalysisSearcher.analyse"]
+    assert "resumed lookup" in b.log
+    warnings = [line for line in b.log.splitlines() if " WARNING " in line and "file" in line]
+    assert warnings and all("SampleAnalysisSearcher.analyse" in w for w in warnings)
+    assert "s1:60" not in b.log  # no artifact values above DEBUG
+
+
+def test_a_poll_driven_rerun_does_not_run_file_searchers_without_the_file(start_service, upload_dir, caplog):
+    analysis = SampleAnalysisSearcher()
+    svc = start_service([analysis, SampleNameSearcher()], upload_dir=upload_dir, lookup_timeout_secs=0.5,
+                        sync_wait_secs=2, incomplete_retry_secs=0.05)
+    c = svc.client()
+    r = c.post("samples", {"type": "file.content", "value": "s2:1"}, file_bytes=os.urandom(BIG))
+    assert r.status == 303 and [hit_values(h) for h in r.json["hits"]] == [{"Sample": "s2"}]  # timed out
+    time.sleep(0.2)
+    with caplog.at_level(logging.WARNING, logger="rc_cts"):
+        again = c.get("samples", r.json["id"])
+    assert again.status == 303 and [hit_values(h) for h in again.json["hits"]] == [{"Sample": "s2"}]
+    assert analysis.calls == [("s2", "file")]
+    assert "file" in caplog.text and "SampleAnalysisSearcher.analyse" in caplog.text
+    assert "s2:1" not in caplog.text
+    time.sleep(1)  # the timed-out call ends
+    assert wait_empty(upload_dir) == []

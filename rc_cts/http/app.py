@@ -111,8 +111,9 @@ class ThreatServiceApp:
                     if record is not None and record.complete and not self._expired(record):
                         lookup = self.dispatcher.rerun_missing(record, channel, hand_over(), new_round=True)
                     else:
-                        lookup = self.dispatcher.start(LookupRecord(rid, service, artifact), channel,
-                                                       hand_over())
+                        new = LookupRecord(rid, service, artifact,
+                                           file_sha256=file.sha256 if file is not None else None)
+                        lookup = self.dispatcher.start(new, channel, hand_over())
                     self._answer_when_done(rid, record, lookup, self.settings.first_retry_secs, answer)
             except Exception:  # called back from the store's thread maybe: nobody above answers
                 LOG.exception("unhandled error answering POST %s", req.path)

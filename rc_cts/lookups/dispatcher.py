@@ -103,12 +103,21 @@ class Dispatcher(BaseComponent):
         if resumed:
             LOG.info("resumed lookup %s (%s) that no process was running", lookup.id, lookup.event.name)
         lookup.deadline_timer = self.scheduler.call_later(self.lookup_timeout_secs, self._time_out, lookup)
+        file_gone = lookup.file is None and lookup.record.file_sha256 is not None
+        left: List[str] = []
         for searcher_handler in self.registry.handlers_for(lookup.channel, lookup.event.name):
             if lookup.rerun is not None and searcher_handler.label not in lookup.rerun:
                 continue  # answered in full in an earlier run
             job = Job(searcher_handler, lookup.rerun[searcher_handler.label] if lookup.rerun else 0)
             lookup.jobs.append(job)
+            if file_gone and searcher_handler.searcher.wants_files:
+                left.append(searcher_handler.label)  # never run: it stays missing
+                continue
             self._run(lookup, job)
+        if left:
+            LOG.warning("lookup %s: its uploaded file is gone (it stays with the process that received "
+                        "it): %s not run without it, left missing until a POST brings the file",
+                        lookup.id, ", ".join(left))
         lookup.starting = False  # only now: a call that ends at once must not end the lookup early
         if not lookup.jobs:
             LOG.info("no searcher on %s handles %s", service_of(lookup.channel), lookup.event.name)
