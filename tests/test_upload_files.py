@@ -16,7 +16,10 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
+import requests
+from circuits import BaseComponent, handler
 
+from rc_cts import Hit, StringProp, searcher_channel
 from rc_cts.testing import hit_values
 from rc_cts.tools.client import Client, multipart
 
@@ -318,3 +321,50 @@ def test_a_poll_driven_rerun_does_not_run_file_searchers_without_the_file(start_
     assert "s2:1" not in caplog.text
     time.sleep(1)  # the timed-out call ends
     assert wait_empty(upload_dir) == []
+
+
+# -- a safe file name ------------------------------------------------------------------------
+class NameSearcher(BaseComponent):
+    channel = searcher_channel("names")
+    upload_file = True
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    @handler("file.content")
+    def name(self, event, *args, **kwargs):
+        self.seen.append((event.file.name, event.file.original_name))
+        return Hit(StringProp(name="Name", value=event.file.name))
+
+
+@pytest.mark.parametrize("sent, safe, original", [
+    (b'; filename="../../etc/passwd"', "passwd", "../../etc/passwd"),
+    (b'; filename="C:\\x\\evil.exe"', "evil.exe", "C:\\x\\evil.exe"),        # as browsers send it
+    (b'; filename="C:\\\\x\\\\evil.exe"', "evil.exe", "C:\\x\\evil.exe"),    # quoted-string escapes
+    (b'; filename="a\x00b"', "ab", "a\x00b"),
+    (b'; filename="dir/\x1b[31mred\x7f\t"', "[31mred", "dir/\x1b[31mred\x7f\t"),
+    (b'; filename=""', "upload", ""),
+    (b"", "upload", ""),
+    (b'; filename=".."', "upload", ".."),
+    (b'; filename="x/."', "upload", "x/."),
+    (b'; filename="caf\xc3\xa9.txt"', "caf\u00e9.txt", "caf\u00e9.txt"),
+    (b'; filename="a;b.txt"', "a;b.txt", "a;b.txt"),
+])
+def test_searchers_get_a_safe_basename_and_the_original(start_service, upload_dir, sent, safe, original):
+    searcher = NameSearcher()
+    svc = start_service([searcher], upload_dir=upload_dir)
+    body, headers = raw_multipart(sent)
+    r = requests.post(svc.url + "/names", data=body, headers=headers, timeout=10)
+    assert r.status_code == 200, r.text
+    assert searcher.seen == [(safe, original)]
+
+
+def test_safe_filename_limits_the_length_and_keeps_the_extension():
+    from rc_cts.http.files import safe_filename
+    long = safe_filename("x" * 300 + ".exe")
+    assert len(long.encode()) == 255 and long.endswith("x.exe")
+    wide = safe_filename("\u00e9" * 200)  # two bytes each: cut on a character boundary
+    assert wide == "\u00e9" * 127
+    assert safe_filename("a" * 10 + "." + "b" * 300) == ("a" * 10 + "." + "b" * 300)[:255]
+    assert safe_filename("  \t ") == "upload" and safe_filename("a\\b/c") == "c"

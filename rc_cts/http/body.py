@@ -7,6 +7,7 @@ file it writes until ``finish`` hands it over: it closes it itself on every erro
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from python_multipart.exceptions import MultipartParseError
@@ -19,6 +20,8 @@ from .protocol import parse_artifact
 LOG = logging.getLogger(__name__)
 ParsedBody = Tuple[Dict[str, Any], Optional[ArtifactFile]]
 MAX_OTHER_BYTES = 4 * 1024 * 1024  # default limit of everything in a multipart body but the file
+# One Content-Disposition parameter: a quoted string (with backslash escapes) or a token.
+_PARAM = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)', re.S)
 
 
 class JsonBody:
@@ -140,9 +143,9 @@ class MultipartBody:
         elif name == "file":
             if self._file is not None:
                 raise MultipartParseError("more than one 'file' part")
-            filename = params.get(b"filename", b"").decode("utf-8", "replace")
             ctype = self._headers.get(b"content-type", b"application/octet-stream")
-            self._file = self._uploads.new(filename, ctype.decode("latin-1"), self._max_file_bytes)
+            self._file = self._uploads.new(_filename(self._headers.get(b"content-disposition", b"")),
+                                           ctype.decode("latin-1"), self._max_file_bytes)
             self._current = self._file
         # other parts are read and ignored
 
@@ -163,6 +166,19 @@ class MultipartBody:
 
 class _PartsTooLarge(Exception):
     pass
+
+
+def _filename(disposition: bytes) -> str:
+    """The ``filename`` parameter as sent (python-multipart keeps only the last component of
+    a Windows path): ArtifactFile keeps it as ``original_name`` and makes ``name`` safe."""
+    filename = ""
+    for match in _PARAM.finditer(disposition.decode("utf-8", "replace")):
+        if match.group(1).lower() == "filename":  # the last one, as python-multipart takes it
+            value = match.group(2).strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1].replace("\\\\", "\\").replace('\\"', '"')
+            filename = value
+    return filename
 
 
 Body = Union[JsonBody, MultipartBody]

@@ -11,12 +11,15 @@ import os
 import re
 import tempfile
 import threading
+import unicodedata
 import weakref
 from typing import BinaryIO, Optional, Set
 
 LOG = logging.getLogger(__name__)
 
 SPOOL_THRESHOLD = 256 * 1024  # bytes kept in memory before the file goes to disk
+MAX_NAME_BYTES = 255          # the longest file name most file systems allow
+FALLBACK_NAME = "upload"
 # rc-cts-<pid>-<random>.upload, or rc-cts-<random>.upload as named before the pid was in it
 # (the random part is mkstemp's: lower-case letters, digits and "_")
 TEMP_NAME = re.compile(r"rc-cts-(?:(\d+)-)?[a-z0-9_]+\.upload")
@@ -41,8 +44,12 @@ def _remove(path: str) -> None:
 class ArtifactFile:
     """An uploaded artifact file, as searchers get it in ``event.file``:
 
-    * ``name``: the file name the platform gave; ``content_type``: the part's type;
-    * ``size`` in bytes; ``sha256``: hex digest, computed while it streamed in;
+    * ``name``: a safe base name for the file (see ``safe_filename``: no directory part, no
+      control characters, never "." or "..", at most 255 bytes, "upload" if nothing is
+      left), fit to join to a directory or show in a hit;
+    * ``original_name``: the file name exactly as the platform sent it: data, not a path;
+    * ``content_type``: the part's type; ``size`` in bytes; ``sha256``: hex digest,
+      computed while it streamed in;
     * ``path``: a file on disk with the content; ``open()``: a new binary reader;
       ``read()``: all the bytes (mind the size).
 
@@ -56,7 +63,8 @@ class ArtifactFile:
 
     def __init__(self, name: str = "", content_type: str = "application/octet-stream",
                  tmpdir: Optional[str] = None, max_bytes: Optional[int] = None):
-        self.name = name
+        self.original_name = name
+        self.name = safe_filename(name)
         self.content_type = content_type
         self.size = 0
         self._max_bytes = max_bytes
@@ -154,6 +162,22 @@ def release(file: Optional[ArtifactFile]) -> None:
     """Close the file, if there is one."""
     if file is not None:
         file.close()
+
+
+def safe_filename(name: str) -> str:
+    """The base name of an uploaded file's name, safe to join to a directory or to show: the
+    part after the last / or \\, without control, format (bidi) or surrogate characters and
+    surrounding blanks, at most 255 bytes of UTF-8 (a short extension kept), never "." or
+    ".."; "upload" if nothing is left."""
+    base = re.split(r"[/\\]", name)[-1]
+    base = "".join(c for c in base if unicodedata.category(c) not in ("Cc", "Cf", "Cs")).strip()
+    if len(base.encode("utf-8")) > MAX_NAME_BYTES:
+        stem, ext = os.path.splitext(base)
+        if len(ext.encode("utf-8")) > 32:
+            stem, ext = base, ""
+        room = MAX_NAME_BYTES - len(ext.encode("utf-8"))
+        base = stem.encode("utf-8")[:room].decode("utf-8", "ignore") + ext
+    return base if base not in ("", ".", "..") else FALLBACK_NAME
 
 
 class Uploads:
