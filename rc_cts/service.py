@@ -50,6 +50,7 @@ class CustomThreatService(BaseComponent):
                           self.scheduler, s.lease_secs)
         self.dispatcher = Dispatcher(results, self.scheduler, s).register(self.engine)
         self.app = ThreatServiceApp(s, self.dispatcher)
+        self.app.uploads.sweep()  # files a killed process left; before any upload of ours
         self.http = HttpServer(self.app, s, self.scheduler).register(self.engine)
         self._engine_started = False
         self._stopping = False
@@ -148,4 +149,5 @@ class CustomThreatService(BaseComponent):
         if self._engine_started and self.engine.running:
             self.engine.stop()
             self.engine.join()
+        self.app.uploads.close_all()  # bodies half read, requests waiting on the store
         self.dispatcher.results.close()

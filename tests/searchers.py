@@ -1,4 +1,5 @@
 """Searchers used by the tests, each showing one behaviour."""
+import os
 import threading
 import time
 
@@ -158,3 +159,38 @@ class AlwaysFailingSearcher(BaseComponent):
     def ip(self, event, *args, **kwargs):
         self.calls += 1
         raise ConnectionError("provider unreachable")
+
+
+class SampleAnalysisSearcher(BaseComponent):
+    """/samples (with SampleNameSearcher): analyses the uploaded file (``upload_file = True``).
+    file.content "label:secs" sleeps secs; each call is recorded in ``calls`` (and in
+    [samples_searcher] log, for tests in other processes) with whether it had the file."""
+    channel = searcher_channel("samples")
+    upload_file = True
+
+    def __init__(self, opts=None):
+        super().__init__()
+        self.log = (opts or {}).get("samples_searcher", {}).get("log")
+        self.calls = []
+
+    @handler("file.content")
+    def analyse(self, event, *args, **kwargs):
+        label, secs = event.artifact["value"].split(":")
+        had = "file" if event.file is not None else "nofile"
+        self.calls.append((label, had))
+        if self.log:
+            with open(self.log, "a") as fh:
+                fh.write(f"{os.getpid()} {label} {had}\n")
+        if event.file is None:
+            return Hit(StringProp(name="Analysed", value="without the file"))
+        time.sleep(float(secs))
+        return Hit(StringProp(name="Analysed", value=label), NumberProp(name="Size", value=event.file.size))
+
+
+class SampleNameSearcher(BaseComponent):
+    """/samples: looks at the artifact only, never at the file."""
+    channel = searcher_channel("samples")
+
+    @handler("file.content")
+    def name(self, event, *args, **kwargs):
+        return Hit(StringProp(name="Sample", value=event.artifact["value"].split(":")[0]))

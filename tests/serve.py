@@ -1,5 +1,5 @@
 """``python -m tests.serve run -c app.config``: the service with the test searchers, in a process
-of its own, for tests that restart or kill services (sqlite restarts, Redis replicas)."""
+of its own, for tests that restart or kill services (sqlite restarts, Redis replicas, uploads)."""
 import argparse
 import logging
 import os
@@ -12,7 +12,7 @@ from rc_cts import Hit, StringProp, searcher_channel
 from rc_cts.config import read_config_file
 from rc_cts.runner import build
 
-from .searchers import HitSearcher
+from .searchers import HitSearcher, SampleAnalysisSearcher, SampleNameSearcher
 
 
 class CountingSearcher(BaseComponent):
@@ -40,7 +40,8 @@ def main() -> None:
     logging.basicConfig(level="INFO", stream=sys.stderr,
                         format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
     opts = read_config_file(args.config)
-    root, _, _ = build(opts, [CountingSearcher(opts), HitSearcher()])
+    root, _, _ = build(opts, [CountingSearcher(opts), HitSearcher(), SampleAnalysisSearcher(opts),
+                              SampleNameSearcher()])
     root.run()
 
 

@@ -45,6 +45,20 @@ def test_put_and_get(make_store):
     assert got.complete and got.hits == [hit] and got.artifact == {"type": "net.ip", "value": "192.0.2.1"}
 
 
+def test_the_file_digest_is_kept_and_records_of_other_versions_load(make_store):
+    store = make_store()
+    rec = record()
+    rec.file_sha256 = "ab" * 32
+    store.put(rec)
+    assert store.get("r1").file_sha256 == "ab" * 32
+    store.put(record("r2"))
+    assert store.get("r2").file_sha256 is None
+    old = '{"id": "r3", "service": "svc", "artifact": {"type": "net.ip", "value": "x"}, "complete": false}'
+    assert LookupRecord.from_json(old).file_sha256 is None  # written before the field existed
+    newer = old[:-1] + ', "field_of_a_later_version": 1}'
+    assert LookupRecord.from_json(newer).id == "r3"
+
+
 def test_records_expire_with_the_ttl(make_store):
     store = make_store(ttl=0.3)
     store.put(record(complete=True))

@@ -77,7 +77,8 @@ for one service, e.g.
     max_body_mb: float = option(10, "Largest request body accepted (413 above it), not counting an uploaded file's content.")
     max_file_mb: float = option(100, "Largest artifact file accepted (413 as soon as an upload passes it; nothing is kept).")
     upload_dir: Optional[str] = option(None, """Where uploaded files larger than 256 KiB are written while searchers use them
-(default: the system's temporary directory); each is removed when its lookup is done.""",
+(default: the system's temporary directory), as rc-cts-<pid>-<random>.upload; each is removed
+when its lookup is done, and a start removes those of processes no longer running (one host).""",
                                        example="/var/lib/rc-cts/uploads")
     idle_timeout_secs: float = option(60, """A connection with no traffic for idle_timeout_secs is closed; a TLS handshake and a request's
 headers must arrive within header_timeout_secs, a whole request within request_timeout_secs

@@ -16,6 +16,7 @@ from ..config.settings import Settings
 from ..lookups.dispatcher import Dispatcher
 from ..lookups.state import Answer, Lookup
 from .errors import HttpError
+from .files import ArtifactFile, Uploads, release
 from ..hits import searcher_channel
 from .server import Request
 from .protocol import done_body, request_id, retry_body
@@ -36,6 +37,7 @@ class ThreatServiceApp:
         self.settings = settings
         self.dispatcher = dispatcher
         self.upload_dir = os.path.expanduser(settings.upload_dir) if settings.upload_dir else None
+        self.uploads = Uploads(self.upload_dir)
         self.urlbase = "/" + settings.urlbase.strip("/")
         self.auth = (BasicAuth(settings.auth_user or "", settings.auth_password or "")
                      if settings.auth_enabled else None)
@@ -67,7 +69,7 @@ class ThreatServiceApp:
             raise HttpError(405, f"method {req.method} is not supported", {"Allow": "OPTIONS, POST, GET"})
         req.context["route"] = self._route(req)
         if req.method == "POST":
-            body = body_for(req.headers.get("content-type", ""), self.upload_dir,
+            body = body_for(req.headers.get("content-type", ""), self.uploads,
                             self.settings.max_file_bytes, self.settings.max_body_bytes)
             if isinstance(body, MultipartBody):  # room for the file part, limited on its own
                 req.max_body = self.settings.max_body_bytes + self.settings.max_file_bytes
@@ -91,36 +93,45 @@ class ThreatServiceApp:
 
     # -- endpoints -----------------------------------------------------------------------------
     def _post(self, req: Request, service: str, channel: str, answer: Respond) -> None:
-        try:
-            artifact, file = req.body.finish()
-        except HttpError:
-            req.body.discard()
-            raise
-        rid = request_id(service, artifact, file.sha256 if file is not None else None)
-        running = self.dispatcher.active.get(rid)
-        if running is not None:  # an identical lookup is running here: join it
-            if file is not None:
-                file.close()
-            self._answer_when_done(rid, None, running, self.settings.first_retry_secs, answer)
-            return
+        artifact, file = req.body.finish()  # the body closes the file itself if this raises
+        held: Optional[ArtifactFile] = file  # this request's to close until handed to the dispatcher
+
+        def hand_over() -> Optional[ArtifactFile]:
+            nonlocal held
+            given, held = held, None
+            return given
 
         def with_record(record: Optional[LookupRecord], error: Optional[StoreError]) -> None:
-            if error is not None:
-                if file is not None:
-                    file.close()
-                self._unavailable(answer, error)
-            elif record is not None and record.whole:
-                if file is not None:
-                    file.close()
-                answer(200, done_body(rid, record.hits))
-            else:
-                if record is not None and record.complete and not self._expired(record):
-                    lookup = self.dispatcher.rerun_missing(record, channel, file, new_round=True)
-                else:
-                    lookup = self.dispatcher.start(LookupRecord(rid, service, artifact), channel, file)
-                self._answer_when_done(rid, record, lookup, self.settings.first_retry_secs, answer)
+            try:
+                if error is not None:
+                    self._unavailable(answer, error)
+                elif record is not None and record.whole:
+                    answer(200, done_body(rid, record.hits))
+                else:  # the dispatcher closes the file from here on, also if it raises
+                    if record is not None and record.complete and not self._expired(record):
+                        lookup = self.dispatcher.rerun_missing(record, channel, hand_over(), new_round=True)
+                    else:
+                        new = LookupRecord(rid, service, artifact,
+                                           file_sha256=file.sha256 if file is not None else None)
+                        lookup = self.dispatcher.start(new, channel, hand_over())
+                    self._answer_when_done(rid, record, lookup, self.settings.first_retry_secs, answer)
+            except Exception:  # called back from the store's thread maybe: nobody above answers
+                LOG.exception("unhandled error answering POST %s", req.path)
+                answer(500, {"error": "internal server error"})
+            finally:
+                release(hand_over())
 
-        self.dispatcher.results.read(rid, with_record)
+        try:
+            rid = request_id(service, artifact, file.sha256 if file is not None else None)
+            running = self.dispatcher.active.get(rid)
+            if running is not None:  # an identical lookup is running here: join it
+                release(hand_over())
+                self._answer_when_done(rid, None, running, self.settings.first_retry_secs, answer)
+                return
+            self.dispatcher.results.read(rid, with_record)  # with_record owns the file now
+        except BaseException:
+            release(hand_over())  # unless with_record handed it over already
+            raise
 
     def _get(self, req: Request, service: str, channel: str, rid: str, answer: Respond) -> None:
         running = self.dispatcher.active.get(rid)

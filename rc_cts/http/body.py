@@ -1,21 +1,27 @@
 """Request bodies parsed as they stream in: JSON, or multipart with an artifact and a file part.
 
 The HTTP layer feeds each chunk as it arrives and enforces the body size
-limit, so nothing here ever holds more than one part in memory.
+limit, so nothing here ever holds more than one part in memory.  A multipart body owns the
+file it writes until ``finish`` hands it over: it closes it itself on every error.
 """
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from .errors import HttpError
-from .files import SPOOL_THRESHOLD, ArtifactFile, FileTooLarge
+from .files import SPOOL_THRESHOLD, ArtifactFile, FileTooLarge, Uploads
 from .protocol import parse_artifact
 
+LOG = logging.getLogger(__name__)
 ParsedBody = Tuple[Dict[str, Any], Optional[ArtifactFile]]
 MAX_OTHER_BYTES = 4 * 1024 * 1024  # default limit of everything in a multipart body but the file
+# One Content-Disposition parameter: a quoted string (with backslash escapes) or a token.
+_PARAM = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)', re.S)
 
 
 class JsonBody:
@@ -44,9 +50,9 @@ class MultipartBody:
     """``multipart/form-data``: part ``artifact`` (JSON) and an optional part ``file``.
     The file part is limited by ``max_file_bytes``; everything else by ``max_other_bytes``."""
 
-    def __init__(self, boundary: bytes, tmpdir: Optional[str] = None,
+    def __init__(self, boundary: bytes, uploads: Optional[Uploads] = None,
                  max_file_bytes: Optional[int] = None, max_other_bytes: int = MAX_OTHER_BYTES):
-        self._tmpdir = tmpdir
+        self._uploads = uploads if uploads is not None else Uploads()
         self._max_file_bytes = max_file_bytes
         self._max_other_bytes = max_other_bytes
         self._other_bytes = 0
@@ -57,6 +63,7 @@ class MultipartBody:
         self._header_value = b""
         self._headers: Dict[bytes, bytes] = {}
         self._ended = False
+        self._discarded = False
         self._parser = MultipartParser(boundary, callbacks={
             "on_part_begin": self._part_begin,
             "on_header_field": self._header_field,
@@ -68,15 +75,27 @@ class MultipartBody:
         })
 
     def feed(self, chunk: bytes) -> None:
+        """Parse the next chunk; on any error the file is closed before the error is raised."""
+        if self._discarded:
+            return
         try:
             self._parser.write(chunk)
+            return
         except MultipartParseError as exc:
-            raise HttpError(400, f"malformed multipart body: {exc}") from None
+            error = HttpError(400, f"malformed multipart body: {exc}")
         except FileTooLarge as exc:
-            raise HttpError(413, f"artifact file is larger than the limit ({exc.limit} bytes)") from None
+            error = HttpError(413, f"artifact file is larger than the limit ({exc.limit} bytes)")
         except _PartsTooLarge:
-            raise HttpError(413, f"request body is larger than the limit ({self._max_other_bytes} bytes, "
-                                 "not counting the file)") from None
+            error = HttpError(413, f"request body is larger than the limit ({self._max_other_bytes} bytes, "
+                                   "not counting the file)")
+        except OSError as exc:  # upload_dir is full, or gone
+            LOG.error("cannot write an uploaded file: %s", exc)
+            error = HttpError(503, "the uploaded file cannot be stored now; retry later")
+        except BaseException:
+            self.discard()
+            raise
+        self.discard()
+        raise error
 
     @property
     def held(self) -> int:
@@ -85,14 +104,25 @@ class MultipartBody:
         return (len(self._artifact) if self._artifact is not None else 0) + (size if size <= SPOOL_THRESHOLD else 0)
 
     def finish(self) -> ParsedBody:
-        if not self._ended:
-            raise HttpError(400, "multipart body is incomplete (no closing boundary)")
-        if self._artifact is None:
-            raise HttpError(400, "multipart body has no 'artifact' part")
-        artifact = parse_artifact(bytes(self._artifact))
-        return artifact, self._file.finish() if self._file is not None else None
+        """The artifact and the file, which the caller owns from now on (and must close);
+        on an error the file is closed here."""
+        try:
+            if not self._ended:
+                raise HttpError(400, "multipart body is incomplete (no closing boundary)")
+            if self._artifact is None:
+                raise HttpError(400, "multipart body has no 'artifact' part")
+            artifact = parse_artifact(bytes(self._artifact))
+            if self._file is not None:
+                self._file.finish()
+        except BaseException:
+            self.discard()
+            raise
+        file, self._file = self._file, None
+        return artifact, file
 
     def discard(self) -> None:
+        """Close the file (unless ``finish`` handed it over) and ignore what still comes."""
+        self._discarded = True
         if self._file is not None:
             self._file.close()
 
@@ -122,10 +152,9 @@ class MultipartBody:
         elif name == "file":
             if self._file is not None:
                 raise MultipartParseError("more than one 'file' part")
-            filename = params.get(b"filename", b"").decode("utf-8", "replace")
             ctype = self._headers.get(b"content-type", b"application/octet-stream")
-            self._file = ArtifactFile(filename, ctype.decode("latin-1"), self._tmpdir,
-                                      self._max_file_bytes)
+            self._file = self._uploads.new(_filename(self._headers.get(b"content-disposition", b"")),
+                                           ctype.decode("latin-1"), self._max_file_bytes)
             self._current = self._file
         # other parts are read and ignored
 
@@ -148,10 +177,23 @@ class _PartsTooLarge(Exception):
     pass
 
 
+def _filename(disposition: bytes) -> str:
+    """The ``filename`` parameter as sent (python-multipart keeps only the last component of
+    a Windows path): ArtifactFile keeps it as ``original_name`` and makes ``name`` safe."""
+    filename = ""
+    for match in _PARAM.finditer(disposition.decode("utf-8", "replace")):
+        if match.group(1).lower() == "filename":  # the last one, as python-multipart takes it
+            value = match.group(2).strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1].replace("\\\\", "\\").replace('\\"', '"')
+            filename = value
+    return filename
+
+
 Body = Union[JsonBody, MultipartBody]
 
 
-def body_for(content_type: str, tmpdir: Optional[str] = None,
+def body_for(content_type: str, uploads: Optional[Uploads] = None,
              max_file_bytes: Optional[int] = None, max_other_bytes: int = MAX_OTHER_BYTES) -> "Body":
     """The body parser for a request's Content-Type; 415 for types the protocol does not use.
     A body without a Content-Type is read as a JSON artifact, as the original did."""
@@ -161,7 +203,7 @@ def body_for(content_type: str, tmpdir: Optional[str] = None,
         boundary = params.get(b"boundary")
         if not boundary:
             raise HttpError(400, "multipart/form-data without a boundary")
-        return MultipartBody(boundary, tmpdir, max_file_bytes, max_other_bytes)
+        return MultipartBody(boundary, uploads, max_file_bytes, max_other_bytes)
     if not ctype or ctype in ("application/json", "text/json") or ctype.endswith("+json"):
         return JsonBody()  # no Content-Type: what `requests.post(url, json.dumps(artifact))` sends
     raise HttpError(415, "Content-Type must be multipart/form-data or application/json, "

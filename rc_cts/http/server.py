@@ -306,6 +306,10 @@ class HttpServer(BaseComponent):
                 except HttpError as exc:
                     self._fail(conn, exc)
                     return
+                except Exception:  # a bug: this request is lost, the others are served
+                    LOG.exception("unhandled error reading a request from %s", conn.peer[0] if conn.peer else "?")
+                    self._fail(conn, HttpError(500, "internal server error"))
+                    return
         finally:
             conn.processing = False
 

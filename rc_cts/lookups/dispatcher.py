@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Optional
 from circuits import BaseComponent, handler
 
 from ..config.settings import Settings
-from ..http.files import ArtifactFile
+from ..http.files import ArtifactFile, release
 from ..hits import searcher_channel, service_of
 from ..scheduler import Scheduler
 from ..store import LookupRecord, StoreError
@@ -68,23 +68,27 @@ class Dispatcher(BaseComponent):
         """Run the lookup here: a new one, or one whose owner stopped renewing its lease (a
         replica that died, or this process before a restart); or join the one running here.
         Its searchers start once the store has its lease; if another process holds the lease
-        the waiters are told when that process has stored the result."""
-        lookup = self.active.get(record.id)
-        if lookup is not None:
-            if file is not None:
-                file.close()
-            return lookup
-        lookup = Lookup(record, channel, file, rerun)
-        self.active[record.id] = lookup
-        self.results.claim(lambda: lookup.snapshot(complete=False),
-                           lambda ours, error: self._claimed(lookup, ours, error, resumed))
+        the waiters are told when that process has stored the result.  The lookup owns
+        ``file`` and closes it when it ends; joining, or an error here, closes it at once."""
+        running = self.active.get(record.id)
+        if running is not None:
+            release(file)
+            return running
+        try:
+            lookup = Lookup(record, channel, file, rerun)
+            self.active[record.id] = lookup
+            self.results.claim(lambda: lookup.snapshot(complete=False),
+                               lambda ours, error: self._claimed(lookup, ours, error, resumed))
+        except BaseException:
+            self.active.pop(record.id, None)  # absent before: not left for later requests to join
+            release(file)
+            raise
         return lookup
 
     def _claimed(self, lookup: Lookup, ours: bool, error: Optional[StoreError], resumed: bool) -> None:
         if not ours:
             del self.active[lookup.id]
-            if lookup.file is not None:
-                lookup.file.close()
+            release(lookup.file)
             if error is not None:
                 LOG.error("store unavailable: %s", error)
                 lookup.final = error
@@ -99,12 +103,21 @@ class Dispatcher(BaseComponent):
         if resumed:
             LOG.info("resumed lookup %s (%s) that no process was running", lookup.id, lookup.event.name)
         lookup.deadline_timer = self.scheduler.call_later(self.lookup_timeout_secs, self._time_out, lookup)
+        file_gone = lookup.file is None and lookup.record.file_sha256 is not None
+        left: List[str] = []
         for searcher_handler in self.registry.handlers_for(lookup.channel, lookup.event.name):
             if lookup.rerun is not None and searcher_handler.label not in lookup.rerun:
                 continue  # answered in full in an earlier run
             job = Job(searcher_handler, lookup.rerun[searcher_handler.label] if lookup.rerun else 0)
             lookup.jobs.append(job)
+            if file_gone and searcher_handler.searcher.wants_files:
+                left.append(searcher_handler.label)  # never run: it stays missing
+                continue
             self._run(lookup, job)
+        if left:
+            LOG.warning("lookup %s: its uploaded file is gone (it stays with the process that received "
+                        "it): %s not run without it, left missing until a POST brings the file",
+                        lookup.id, ", ".join(left))
         lookup.starting = False  # only now: a call that ends at once must not end the lookup early
         if not lookup.jobs:
             LOG.info("no searcher on %s handles %s", service_of(lookup.channel), lookup.event.name)
@@ -118,15 +131,13 @@ class Dispatcher(BaseComponent):
         (``max_retries``). None if nothing runs now: the record is stored with its poll count."""
         lookup = self.active.get(record.id)
         if lookup is not None:
-            if file is not None:
-                file.close()
+            release(file)
             return lookup
         if new_round:
             record = replace(record, polls=0, missing=dict.fromkeys(record.missing, 0))
         due = {label: calls for label, calls in record.missing.items() if calls <= self.max_retries}
         if not due or time.time() < record.rerun_at:
-            if file is not None:
-                file.close()
+            release(file)
             self.results.note(record)
             return None
         return self.start(replace(record, reruns=record.reruns + 1), channel, file, rerun=due)
@@ -196,12 +207,11 @@ class Dispatcher(BaseComponent):
 
     def _finish(self, lookup: Lookup) -> None:
         del self.active[lookup.id]
+        release(lookup.file)  # first: nothing below may keep it on disk
         if lookup.deadline_timer is not None:
             lookup.deadline_timer.cancel()
         record = lookup.snapshot(complete=True, backoff_secs=self._backoff_secs(lookup.record.reruns))
         self.results.save(record)
-        if lookup.file is not None:
-            lookup.file.close()
         if record.missing:
             LOG.info("lookup %s %s incomplete: %d hits, none yet from %s", lookup.id,
                      record.artifact["type"], len(record.shown_hits), ", ".join(sorted(record.missing)))
@@ -262,5 +272,4 @@ class Dispatcher(BaseComponent):
             searcher.bulkhead.shutdown()
         self.async_loop.stop()
         for lookup in self.active.values():
-            if lookup.file is not None:
-                lookup.file.close()  # nothing left behind in upload_dir
+            release(lookup.file)  # nothing left behind in upload_dir

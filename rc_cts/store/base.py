@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 if TYPE_CHECKING:
@@ -24,6 +24,9 @@ class LookupRecord:
     The answer is *whole* only if no searcher is ``missing`` as well: a searcher that failed,
     timed out or stayed incomplete leaves the record incomplete, so that later polls and
     POSTs run it again instead of serving a partial answer from the cache.
+
+    ``file_sha256`` says the artifact came with a file: a run without it (resumed after a
+    restart, or a poll's rerun) leaves the searchers that analyse files missing.
     """
     id: str
     service: str
@@ -36,6 +39,7 @@ class LookupRecord:
     polls: int = 0           # GETs answered since it ended incomplete (at most max_retries)
     reruns: int = 0          # times the missing searchers were run again (sets the backoff)
     rerun_at: float = 0.0    # wall-clock time before which they are not run again
+    file_sha256: Optional[str] = None  # the uploaded file's digest, if the artifact came with one
 
     @property
     def whole(self) -> bool:
@@ -52,7 +56,11 @@ class LookupRecord:
 
     @classmethod
     def from_json(cls, text: str) -> "LookupRecord":
-        return cls(**json.loads(text))
+        """Records of older versions (fields missing) and newer ones (fields unknown here)
+        load alike, so replicas of two versions can share a store during an upgrade."""
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 class Store(abc.ABC):

@@ -159,8 +159,9 @@ class FileSearcher(BaseComponent):
     def _lookup_file_content(self, event, *args, **kwargs):
         if event.file is None:
             return None  # the platform sends the content only to services with upload_file
+        name = event.file.name if event.file.original_name else str(event.artifact["value"])
         with event.file.open() as stream:
-            facts = FileFacts(event.file.name or str(event.artifact["value"]), stream)
+            facts = FileFacts(name, stream)
         return self._file_hits(facts, path=event.file.path)
 
     @handler("email")
