@@ -258,3 +258,25 @@ def test_invalid_hits_are_dropped_and_logged(caplog):
                                        Hit(StringProp(name="ok", value="fine"))], "t", _event(), True)
     assert outcome.status == DONE and outcome.hits == [{"props": [{"type": "string", "name": "ok", "value": "fine"}]}]
     assert len([r for r in caplog.records if r.levelname == "ERROR"]) == 4
+
+
+def test_cancelled_timers_let_go_of_what_they_hold_and_leave_the_heap():
+    import gc
+    import weakref
+
+    from rc_cts.scheduler import Scheduler
+
+    class Held:
+        pass
+
+    scheduler = Scheduler()
+    held = [Held() for _ in range(1000)]
+    refs = [weakref.ref(h) for h in held]
+    handles = [scheduler.call_later(300, lambda h: None, h) for h in held]
+    keep = scheduler.call_later(300, lambda: None)
+    del held
+    for handle in handles:
+        handle.cancel()
+    gc.collect()
+    assert all(ref() is None for ref in refs)  # not kept for the 300 s of the timers
+    assert len(scheduler._heap) < 600 and not keep.cancelled
