@@ -191,3 +191,66 @@ def test_connections_beyond_the_limit_are_refused(start_service):
         s.close()
     time.sleep(0.2)
     assert_still_serving(svc)
+
+
+# -- hostile input that used to answer 500 (or hang): 400 with a JSON error, a WARNING, no value logged
+MARKER = "do-not-log-this-value"
+
+
+def assert_rejected_quietly(svc, caplog, r, text):
+    """400 ``{"error": ...}`` naming ``text``, a WARNING about it, and no artifact value in any
+    log record above DEBUG."""
+    assert_error(r, 400, text)
+    assert any(rec.levelname == "WARNING" and "400" in rec.getMessage() and text in rec.getMessage()
+               for rec in caplog.records)
+    assert not [rec for rec in caplog.records if rec.levelno > 10 and MARKER in rec.getMessage()]
+    assert_still_serving(svc)
+
+
+SURROGATES = [  # the JSON escape \ud800 decodes to a lone surrogate, which UTF-8 cannot encode
+    b'{"type": "\\ud800", "value": "%s"}' % MARKER.encode(),
+    b'{"type": "net.uri", "value": "%s \\ud800"}' % MARKER.encode(),
+    b'{"type": "net.uri", "value": {"\\udfff": "%s"}}' % MARKER.encode(),
+    b'{"type": "net.uri", "value": "%s", "properties": [{"name": "\\ud800", "value": "v"}]}' % MARKER.encode(),
+    b'{"type": "net.uri", "value": "%s", "properties": [{"name": "n", "value": "\\udbff\\u0041"}]}' % MARKER.encode(),
+]
+
+
+@pytest.mark.parametrize("raw", SURROGATES)
+def test_lone_surrogates_in_a_json_body(svc, caplog, raw):
+    r = svc.client().request("POST", "/test", raw, JSON)
+    assert_rejected_quietly(svc, caplog, r, "cannot be encoded as UTF-8")
+
+
+@pytest.mark.parametrize("raw", SURROGATES)
+def test_lone_surrogates_in_a_multipart_artifact(svc, caplog, raw):
+    body, headers = multipart(None, raw_artifact=raw)
+    r = svc.client().request("POST", "/test", body, headers)
+    assert_rejected_quietly(svc, caplog, r, "cannot be encoded as UTF-8")
+
+
+def test_a_paired_surrogate_escape_is_fine(svc):
+    r = svc.client().request("POST", "/test", b'{"type": "net.uri", "value": "\\ud83d\\ude00"}', JSON)
+    assert r.status == 200 and r.json["hits"][0]["props"][0]["value"] == "\U0001F600"
+
+
+@pytest.mark.parametrize("raw", [
+    b"[" * 100000,
+    b'{"type": "net.uri", "value": "%s", "properties": %s1%s}' % (MARKER.encode(), b'{"a":' * 100000, b"}" * 100000),
+    b'{"type": "net.uri", "value": %s"%s"%s}' % (b"[" * 5000, MARKER.encode(), b"]" * 5000),
+    # shallow enough for the parser, too deep to be an artifact
+    b'{"type": "net.uri", "value": %s"%s"%s}' % (b"[" * 500, MARKER.encode(), b"]" * 500),
+])
+def test_deeply_nested_json(start_service, caplog, raw):
+    svc = start_service([HitSearcher()])  # the default 10 MB body limit
+    r = svc.client().request("POST", "/test", raw, JSON)
+    assert_rejected_quietly(svc, caplog, r, "JSON nested too deeply")
+    body, headers = multipart(None, raw_artifact=raw)
+    r = svc.client().request("POST", "/test", body, headers)
+    assert_rejected_quietly(svc, caplog, r, "JSON nested too deeply")
+
+
+def test_nesting_an_artifact_needs_is_fine(svc):
+    value = {"key": "HKLM\\x", "entry": [{"name": "a", "value": [1, {"b": None}]}]}
+    r = svc.client().request("POST", "/test", json.dumps({"type": "net.uri", "value": value}).encode(), JSON)
+    assert r.status == 200
