@@ -254,3 +254,45 @@ def test_nesting_an_artifact_needs_is_fine(svc):
     value = {"key": "HKLM\\x", "entry": [{"name": "a", "value": [1, {"b": None}]}]}
     r = svc.client().request("POST", "/test", json.dumps({"type": "net.uri", "value": value}).encode(), JSON)
     assert r.status == 200
+
+
+def head_only(svc, headers: bytes) -> bytes:
+    """Send a POST's headers (promising a body) and read the answer without sending the body."""
+    s = socket.create_connection((svc.service.http.host, svc.service.http.port), timeout=5)
+    s.sendall(b"POST /cts/test HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n" + headers + b"\r\n")
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    return data
+
+
+@pytest.mark.parametrize("boundary", [
+    "b" * 71, "b" * 257, "b" * 5000,
+    '""',                  # empty, quoted
+    "abc\\x01def", "ab<c>", '"ab;c"', "b\u00e9", "ends-with-space ",
+])
+def test_bad_multipart_boundaries_are_refused_before_the_body(svc, caplog, boundary):
+    t0 = time.time()
+    data = head_only(svc, b"Content-Type: multipart/form-data; boundary=%s\r\n"
+                     % (boundary if boundary.startswith('"') or " " not in boundary
+                        else f'"{boundary}"').encode("latin-1"))
+    assert time.time() - t0 < 2
+    assert data.startswith(b"HTTP/1.1 400"), data
+    assert b'"error": "multipart boundary' in data
+    assert any(rec.levelname == "WARNING" and "multipart boundary" in rec.getMessage() for rec in caplog.records)
+    assert_still_serving(svc)
+
+
+@pytest.mark.parametrize("boundary", ["b" * 70, "'()+_,-./:=?", "a b"])
+def test_good_multipart_boundaries_are_taken(svc, boundary):
+    body, _ = multipart(GOOD)
+    old = body.split(b"\r\n", 1)[0][2:]
+    body = body.replace(old, boundary.encode())
+    r = svc.client().request("POST", "/test", body, {"Content-Type": f'multipart/form-data; boundary="{boundary}"'})
+    assert r.status == 200 and r.json["hits"], r

@@ -5,9 +5,10 @@ limit, so nothing here ever holds more than one part in memory.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from .errors import HttpError
@@ -16,6 +17,9 @@ from .protocol import parse_artifact
 
 ParsedBody = Tuple[Dict[str, Any], Optional[ArtifactFile]]
 MAX_OTHER_BYTES = 4 * 1024 * 1024  # default limit of everything in a multipart body but the file
+# RFC 2046 section 5.1.1: 1 to 70 bchars, the last not a space.  python-multipart takes up to
+# 256 and raises a plain exception above that; a boundary outside the RFC is refused up front.
+BOUNDARY = re.compile(rb"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 
 
 class JsonBody:
@@ -54,7 +58,7 @@ class MultipartBody:
         self._header_value = b""
         self._headers: Dict[bytes, bytes] = {}
         self._ended = False
-        self._parser = MultipartParser(boundary, callbacks={
+        self._parser = _parser(boundary, {
             "on_part_begin": self._part_begin,
             "on_header_field": self._header_field,
             "on_header_value": self._header_val,
@@ -139,6 +143,19 @@ class _PartsTooLarge(Exception):
     pass
 
 
+def _parser(boundary: bytes, callbacks: Dict[str, Any]) -> MultipartParser:
+    """A multipart parser for a boundary RFC 2046 allows; 400 for any other, as soon as the
+    headers are in (python-multipart's own checks raise an exception no caller expects)."""
+    if not BOUNDARY.fullmatch(boundary):
+        reason = ("is empty" if not boundary else "is longer than 70 characters" if len(boundary) > 70
+                  else "has characters RFC 2046 does not allow")
+        raise HttpError(400, f"multipart boundary {reason}")
+    try:
+        return MultipartParser(boundary, callbacks=callbacks)
+    except FormParserError as exc:
+        raise HttpError(400, f"multipart boundary is not usable: {exc}") from None
+
+
 Body = Union[JsonBody, MultipartBody]
 
 
@@ -150,7 +167,7 @@ def body_for(content_type: str, tmpdir: Optional[str] = None,
     ctype = raw_type.decode("latin-1").lower()
     if ctype == "multipart/form-data":
         boundary = params.get(b"boundary")
-        if not boundary:
+        if boundary is None:
             raise HttpError(400, "multipart/form-data without a boundary")
         return MultipartBody(boundary, tmpdir, max_file_bytes, max_other_bytes)
     if not ctype or ctype in ("application/json", "text/json") or ctype.endswith("+json"):
