@@ -8,7 +8,7 @@ import rc_cts
 from rc_cts import (Hit, IpProp, LatLngProp, NumberProp, StringProp, ThreatLookupIncompleteException,
                     ThreatServiceLookupEvent, UriProp, searcher_channel)
 from rc_cts.http.auth import BasicAuth
-from rc_cts.http.body import JsonBody, body_for
+from rc_cts.http.body import JsonBody, MultipartBody, body_for
 from rc_cts.config import ConfigError, Settings, find_config_file, read_config_file, settings_from_opts
 from rc_cts.http.errors import HttpError
 from rc_cts.http.protocol import request_id, validate_artifact, retry_body
@@ -190,6 +190,12 @@ def test_memory_store_expires_and_stays_bounded():
 
 
 # -- bodies -----------------------------------------------------------------------------------
+def test_a_boundary_python_multipart_refuses_is_a_400_not_an_exception():
+    with pytest.raises(HttpError) as exc:
+        MultipartBody(b"b" * 300)  # body_for refuses it first; a direct caller gets a 400 too
+    assert exc.value.status == 400 and "boundary" in exc.value.message
+
+
 def test_multipart_body_fed_one_byte_at_a_time():
     body, headers = multipart({"type": "file.content", "value": "a.bin"}, file_bytes=b"\x00\r\n--x" * 50)
     parser = body_for(headers["Content-Type"])

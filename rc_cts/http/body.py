@@ -58,15 +58,18 @@ class MultipartBody:
         self._header_value = b""
         self._headers: Dict[bytes, bytes] = {}
         self._ended = False
-        self._parser = _parser(boundary, {
-            "on_part_begin": self._part_begin,
-            "on_header_field": self._header_field,
-            "on_header_value": self._header_val,
-            "on_header_end": self._header_end,
-            "on_headers_finished": self._headers_finished,
-            "on_part_data": self._part_data,
-            "on_end": self._end,
-        })
+        try:
+            self._parser = MultipartParser(boundary, callbacks={
+                "on_part_begin": self._part_begin,
+                "on_header_field": self._header_field,
+                "on_header_value": self._header_val,
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._part_data,
+                "on_end": self._end,
+            })
+        except FormParserError as exc:  # a boundary body_for did not check: still a 400
+            raise HttpError(400, f"multipart boundary is not usable: {exc}") from None
 
     def feed(self, chunk: bytes) -> None:
         try:
@@ -143,17 +146,14 @@ class _PartsTooLarge(Exception):
     pass
 
 
-def _parser(boundary: bytes, callbacks: Dict[str, Any]) -> MultipartParser:
-    """A multipart parser for a boundary RFC 2046 allows; 400 for any other, as soon as the
-    headers are in (python-multipart's own checks raise an exception no caller expects)."""
+def check_boundary(boundary: bytes) -> None:
+    """400 for a boundary RFC 2046 does not allow, as soon as the headers are in: over 256
+    characters python-multipart raises an exception the HTTP server does not expect (the client
+    waited for the idle timeout), and no client has a reason to send one over 70."""
     if not BOUNDARY.fullmatch(boundary):
         reason = ("is empty" if not boundary else "is longer than 70 characters" if len(boundary) > 70
                   else "has characters RFC 2046 does not allow")
         raise HttpError(400, f"multipart boundary {reason}")
-    try:
-        return MultipartParser(boundary, callbacks=callbacks)
-    except FormParserError as exc:
-        raise HttpError(400, f"multipart boundary is not usable: {exc}") from None
 
 
 Body = Union[JsonBody, MultipartBody]
@@ -169,6 +169,7 @@ def body_for(content_type: str, tmpdir: Optional[str] = None,
         boundary = params.get(b"boundary")
         if boundary is None:
             raise HttpError(400, "multipart/form-data without a boundary")
+        check_boundary(boundary)
         return MultipartBody(boundary, tmpdir, max_file_bytes, max_other_bytes)
     if not ctype or ctype in ("application/json", "text/json") or ctype.endswith("+json"):
         return JsonBody()  # no Content-Type: what `requests.post(url, json.dumps(artifact))` sends
