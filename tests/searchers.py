@@ -158,3 +158,13 @@ class AlwaysFailingSearcher(BaseComponent):
     def ip(self, event, *args, **kwargs):
         self.calls += 1
         raise ConnectionError("provider unreachable")
+
+
+class BigHitSearcher(BaseComponent):
+    """/big: for net.uri "<n>:<tag>", a hit with a string of n bytes."""
+    channel = searcher_channel("big")
+
+    @handler("net.uri")
+    def uri(self, event, *args, **kwargs):
+        size, _, tag = event.artifact["value"].partition(":")
+        return Hit(StringProp(name="Blob", value="x" * int(size)), StringProp(name="Tag", value=tag))

@@ -107,6 +107,7 @@ def test_defaults_match_the_original():
     s = settings_from_opts({})
     assert (s.server, s.port, s.urlbase, s.first_retry_secs, s.later_retry_secs) == ("localhost", 9000, "/cts", 5, 60)
     assert (s.cache_size, s.cache_ttl, s.sync_wait_secs, s.workers) == (10000, 600, 1.0, 32)
+    assert s.cache_max_bytes == 256 * 1024 * 1024
     assert s == Settings()
 
 
@@ -129,6 +130,7 @@ def test_upstream_app_config_keeps_working(tmp_path):
     ("webserver", {"port": "70000"}, "'port'"),
     ("custom_threat_service", {"store": "postgres"}, "'store' must be one of memory, sqlite, redis"),
     ("custom_threat_service", {"lease_secs": "0"}, "'lease_secs' must be greater than 0"),
+    ("custom_threat_service", {"cache_max_mb": "0"}, "'cache_max_mb' must be greater than 0"),
     ("webserver", {"secure": "true"}, "'secure' needs 'certfile'"),
 ])
 def test_bad_config_values_name_the_option(section, opts, message):
