@@ -167,3 +167,53 @@ def test_memory_store_byte_bound_through_a_server(start_service):
     r = client.post("big", {"type": "net.uri", "value": f"{bound}:huge"})  # over the whole bound
     assert r.status == 200 and len(r.json["hits"][0]["props"][0]["value"]) == bound
     assert store.get(r.json["id"]) is None and len(store) == held      # answered, not kept
+
+
+# -- a StoreError keeps its cause, so the traceback of what failed survives ---------------------
+def test_redis_store_error_keeps_its_cause():
+    import redis
+    from .redis_server import free_port
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0")
+    for call in (lambda: store.get("x"), lambda: store.put(record()), lambda: store.pending(),
+                 lambda: store.lease("x", "A", 1), lambda: store.release("x", "A")):
+        with pytest.raises(StoreError) as exc:
+            call()
+        assert isinstance(exc.value.__cause__, redis.RedisError)
+
+
+def test_sqlite_store_error_keeps_its_cause(tmp_path):
+    import sqlite3
+    (tmp_path / "dir.sqlite3").mkdir()
+    with pytest.raises(StoreError) as exc:
+        SQLiteStore(str(tmp_path / "dir.sqlite3"))
+    assert isinstance(exc.value.__cause__, (sqlite3.Error, OSError))
+    store = SQLiteStore(str(tmp_path / "ok.sqlite3"))
+    store.close()
+    with pytest.raises(StoreError) as exc:
+        store.get("x")
+    assert isinstance(exc.value.__cause__, sqlite3.Error)
+
+
+def test_store_gate_error_keeps_its_cause():
+    """The gate's thread turns any exception from a store into a StoreError (a bug in a store
+    must not kill the thread).  The memory store raises no StoreError of its own."""
+    import threading
+    from rc_cts.scheduler import Scheduler
+    from rc_cts.store.gate import StoreGate
+
+    class Broken(MemoryStore):
+        def get(self, request_id):
+            raise KeyError("the store's own bug")
+
+    store = Broken()
+    store.blocking = True  # called in the gate's thread
+    got, done = [], threading.Event()
+    gate = StoreGate(store, Scheduler(), lambda fn: fn())
+
+    def on_result(value, error):
+        got.append(error)
+        done.set()
+    gate.call(lambda s: s.get("x"), on_result)
+    assert done.wait(5)
+    assert isinstance(got[0], StoreError) and isinstance(got[0].__cause__, KeyError)
+    gate.close()
