@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import pytest
+from circuits import BaseComponent, handler
 
 from rc_cts.runner import RunningService, start_in_thread
 
@@ -25,6 +26,25 @@ def service_opts(**options) -> Dict[str, Dict[str, str]]:
         if key in options:
             web[key] = str(options.pop(key))
     return {"webserver": web, "custom_threat_service": {k: str(v) for k, v in options.items()}}
+
+
+class Crashes(BaseComponent):
+    """Records what circuits reports as raised by a handler of the Manager it is registered in
+    (the HTTP server's is ``svc.service.engine``): a request whose handling raised is left
+    unanswered or half handled, so no input may cause one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: List[str] = []
+
+    @handler("exception", channel="*", priority=100)
+    def _on_exception(self, error_type, value, traceback, handler=None, fevent=None) -> None:
+        self.seen.append(f"{error_type.__name__}: {value!r} in {handler} for {fevent!r}")
+
+    def take(self) -> List[str]:
+        """What was raised since the last call (one example's crashes are not the next one's)."""
+        seen, self.seen = self.seen, []
+        return seen
 
 
 @pytest.fixture
