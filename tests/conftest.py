@@ -1,6 +1,7 @@
 """Fixtures: a real threat service on a free port, run in-process or as the ``rc-cts`` command."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import pytest
+from circuits import BaseComponent, handler
 
 from rc_cts.runner import RunningService, start_in_thread
 
@@ -25,6 +27,34 @@ def service_opts(**options) -> Dict[str, Dict[str, str]]:
         if key in options:
             web[key] = str(options.pop(key))
     return {"webserver": web, "custom_threat_service": {k: str(v) for k, v in options.items()}}
+
+
+class Crashes(BaseComponent):
+    """Records what circuits reports as raised by a handler of the Manager it is registered in
+    (the HTTP server's is ``svc.service.engine``), and every exception rc_cts logs (its own
+    poller catches what a connection's handling raises, logs it and closes that connection):
+    a request whose handling raised is left unanswered or half handled, so no input may cause one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: List[str] = []
+        crashes = self
+
+        class Logged(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if record.exc_info:
+                    crashes.seen.append(f"logged: {record.getMessage()} {record.exc_info[1]!r}")
+
+        logging.getLogger("rc_cts").addHandler(Logged(logging.ERROR))
+
+    @handler("exception", channel="*", priority=100)
+    def _on_exception(self, error_type, value, traceback, handler=None, fevent=None) -> None:
+        self.seen.append(f"{error_type.__name__}: {value!r} in {handler} for {fevent!r}")
+
+    def take(self) -> List[str]:
+        """What was raised since the last call (one example's crashes are not the next one's)."""
+        seen, self.seen = self.seen, []
+        return seen
 
 
 @pytest.fixture

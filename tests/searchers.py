@@ -194,3 +194,13 @@ class SampleNameSearcher(BaseComponent):
     @handler("file.content")
     def name(self, event, *args, **kwargs):
         return Hit(StringProp(name="Sample", value=event.artifact["value"].split(":")[0]))
+
+
+class BigHitSearcher(BaseComponent):
+    """/big: for net.uri "<n>:<tag>", a hit with a string of n bytes."""
+    channel = searcher_channel("big")
+
+    @handler("net.uri")
+    def uri(self, event, *args, **kwargs):
+        size, _, tag = event.artifact["value"].partition(":")
+        return Hit(StringProp(name="Blob", value="x" * int(size)), StringProp(name="Tag", value=tag))

@@ -135,3 +135,99 @@ def test_unusable_sqlite_path_is_a_store_error(tmp_path):
 def test_redis_url_password_is_not_logged():
     assert safe_url("rediss://user:s3cret@redis.example:6380/1") == "rediss://user:***@redis.example:6380/1"
     assert safe_url("redis://localhost:6379/0") == "redis://localhost:6379/0"
+
+
+# -- the memory store's byte bound ------------------------------------------------------------
+def test_memory_store_bounded_in_bytes_least_recently_used_first():
+    one = len(record("r0", complete=True, hits=[{"props": [{"name": "b", "value": "x" * 1000}]}]).to_json())
+    store = MemoryStore(maxsize=100, ttl=600, max_bytes=3 * one + 50)  # room for 3 (their times vary)
+    for i in range(3):
+        store.put(record(f"r{i}", complete=True, hits=[{"props": [{"name": "b", "value": "x" * 1000}]}]))
+    assert store.get("r0") is not None           # r0 used: r1 is now the least recently used
+    store.put(record("r3", complete=True, hits=[{"props": [{"name": "b", "value": "x" * 1000}]}]))
+    assert store.get("r1") is None and all(store.get(k) for k in ("r0", "r2", "r3"))
+    assert store.nbytes == sum(len(store.get(k).to_json()) for k in ("r0", "r2", "r3")) and len(store) == 3
+    entries = MemoryStore(maxsize=2, ttl=600, max_bytes=10**9)  # the entry bound still holds
+    for i in range(3):
+        entries.put(record(f"e{i}"))
+    assert len(entries) == 2 and entries.get("e0") is None
+
+
+def test_memory_store_does_not_keep_a_record_larger_than_its_bound():
+    store = MemoryStore(maxsize=100, ttl=600, max_bytes=5000)
+    store.put(record("small", complete=True))
+    store.put(record("big"))                                   # pending, small
+    store.put(record("big", complete=True, hits=[{"props": [{"name": "b", "value": "x" * 6000}]}]))
+    assert store.get("big") is None                            # not kept, and no stale pending record
+    assert store.get("small") is not None                      # nothing evicted to make room for it
+
+
+def test_memory_store_byte_bound_through_a_server(start_service):
+    from .searchers import BigHitSearcher
+    bound = int(0.05 * 1024 * 1024)
+    svc = start_service([BigHitSearcher()], cache_max_mb=0.05)
+    store, client = svc.service.store, svc.client()
+    ids = []
+    for i in range(40):                    # ~4 KB each: the bound holds about 12 of them
+        r = client.post("big", {"type": "net.uri", "value": f"4000:{i}"})
+        assert r.status == 200 and len(r.json["hits"][0]["props"][0]["value"]) == 4000
+        ids.append(r.json["id"])
+        assert store.nbytes <= bound
+        assert store.nbytes == sum(len(store.get(rid).to_json()) for rid in ids if store.get(rid))
+    assert 8 <= len(store) < 40
+    assert client.get("big", ids[0]).json["hits"] == []              # the oldest went first
+    assert client.get("big", ids[-1]).json["hits"][0]["props"][1]["value"] == "39"
+    held = len(store)
+    r = client.post("big", {"type": "net.uri", "value": f"{bound}:huge"})  # over the whole bound
+    assert r.status == 200 and len(r.json["hits"][0]["props"][0]["value"]) == bound
+    assert store.get(r.json["id"]) is None and len(store) == held      # answered, not kept
+
+
+# -- a StoreError keeps its cause, so the traceback of what failed survives ---------------------
+def test_redis_store_error_keeps_its_cause():
+    import redis
+    from .redis_server import free_port
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0")
+    for call in (lambda: store.get("x"), lambda: store.put(record()), lambda: store.pending(),
+                 lambda: store.lease("x", "A", 1), lambda: store.release("x", "A")):
+        with pytest.raises(StoreError) as exc:
+            call()
+        assert isinstance(exc.value.__cause__, redis.RedisError)
+
+
+def test_sqlite_store_error_keeps_its_cause(tmp_path):
+    import sqlite3
+    (tmp_path / "dir.sqlite3").mkdir()
+    with pytest.raises(StoreError) as exc:
+        SQLiteStore(str(tmp_path / "dir.sqlite3"))
+    assert isinstance(exc.value.__cause__, (sqlite3.Error, OSError))
+    store = SQLiteStore(str(tmp_path / "ok.sqlite3"))
+    store.close()
+    with pytest.raises(StoreError) as exc:
+        store.get("x")
+    assert isinstance(exc.value.__cause__, sqlite3.Error)
+
+
+def test_store_gate_error_keeps_its_cause():
+    """The gate's thread turns any exception from a store into a StoreError (a bug in a store
+    must not kill the thread).  The memory store raises no StoreError of its own."""
+    import threading
+    from rc_cts.scheduler import Scheduler
+    from rc_cts.store.gate import StoreGate
+
+    class Broken(MemoryStore):
+        def get(self, request_id):
+            raise KeyError("the store's own bug")
+
+    store = Broken()
+    store.blocking = True  # called in the gate's thread
+    got, done = [], threading.Event()
+    gate = StoreGate(store, Scheduler(), lambda fn: fn())
+
+    def on_result(value, error):
+        got.append(error)
+        done.set()
+    gate.call(lambda s: s.get("x"), on_result)
+    assert done.wait(5)
+    assert isinstance(got[0], StoreError) and isinstance(got[0].__cause__, KeyError)
+    gate.close()

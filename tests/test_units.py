@@ -8,7 +8,7 @@ import rc_cts
 from rc_cts import (Hit, IpProp, LatLngProp, NumberProp, StringProp, ThreatLookupIncompleteException,
                     ThreatServiceLookupEvent, UriProp, searcher_channel)
 from rc_cts.http.auth import BasicAuth
-from rc_cts.http.body import JsonBody, body_for
+from rc_cts.http.body import JsonBody, MultipartBody, body_for
 from rc_cts.config import ConfigError, Settings, find_config_file, read_config_file, settings_from_opts
 from rc_cts.http.errors import HttpError
 from rc_cts.http.protocol import request_id, validate_artifact, retry_body
@@ -107,6 +107,7 @@ def test_defaults_match_the_original():
     s = settings_from_opts({})
     assert (s.server, s.port, s.urlbase, s.first_retry_secs, s.later_retry_secs) == ("localhost", 9000, "/cts", 5, 60)
     assert (s.cache_size, s.cache_ttl, s.sync_wait_secs, s.workers) == (10000, 600, 1.0, 32)
+    assert s.cache_max_bytes == 256 * 1024 * 1024
     assert s == Settings()
 
 
@@ -129,6 +130,7 @@ def test_upstream_app_config_keeps_working(tmp_path):
     ("webserver", {"port": "70000"}, "'port'"),
     ("custom_threat_service", {"store": "postgres"}, "'store' must be one of memory, sqlite, redis"),
     ("custom_threat_service", {"lease_secs": "0"}, "'lease_secs' must be greater than 0"),
+    ("custom_threat_service", {"cache_max_mb": "0"}, "'cache_max_mb' must be greater than 0"),
     ("webserver", {"secure": "true"}, "'secure' needs 'certfile'"),
 ])
 def test_bad_config_values_name_the_option(section, opts, message):
@@ -190,6 +192,12 @@ def test_memory_store_expires_and_stays_bounded():
 
 
 # -- bodies -----------------------------------------------------------------------------------
+def test_a_boundary_python_multipart_refuses_is_a_400_not_an_exception():
+    with pytest.raises(HttpError) as exc:
+        MultipartBody(b"b" * 300)  # body_for refuses it first; a direct caller gets a 400 too
+    assert exc.value.status == 400 and "boundary" in exc.value.message
+
+
 def test_multipart_body_fed_one_byte_at_a_time():
     body, headers = multipart({"type": "file.content", "value": "a.bin"}, file_bytes=b"\x00\r\n--x" * 50)
     parser = body_for(headers["Content-Type"])

@@ -56,6 +56,8 @@ and the max_retries-th GET answers 200 with the hits found. The next POST runs t
     incomplete_retry_secs: float = option(5)
     cache_size: int = option(10000, "Results kept for rescans and GETs: at most cache_size lookups, each for cache_ttl seconds.")
     cache_ttl: float = option(600)
+    cache_max_mb: float = option(256, """The memory store also keeps at most cache_max_mb of results, measured as their JSON (the least
+recently used go first); a result larger than that is answered but not kept.""")
     auth_user: Optional[str] = option(None, "HTTP Basic authentication, when the service is registered with -user/-password (both or neither).",
                                       example="soar")
     auth_password: Optional[str] = option(None, example="$CTS_PASSWORD")
@@ -126,6 +128,10 @@ shutdown_grace_secs for the calls running, then exit. A second signal exits at o
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)
 
+    @property
+    def cache_max_bytes(self) -> int:
+        return int(self.cache_max_mb * 1024 * 1024)
+
 
 _KINDS = {name: (str if hint == Optional[str] else hint)
           for name, hint in get_type_hints(Settings).items() if name != "service_limits"}
@@ -185,8 +191,9 @@ def settings_from_opts(opts: Mapping[str, Mapping[str, Any]]) -> Settings:
 
 
 def _validate(s: Settings) -> None:
-    positive = ("cache_size", "cache_ttl", "workers", "max_queue", "call_timeout_secs", "max_body_mb", "max_file_mb", "idle_timeout_secs",
-                "header_timeout_secs", "request_timeout_secs", "max_buffered_mb", "lookup_timeout_secs", "max_connections", "lease_secs")
+    positive = ("cache_size", "cache_ttl", "cache_max_mb", "workers", "max_queue", "call_timeout_secs", "max_body_mb",
+                "max_file_mb", "idle_timeout_secs", "header_timeout_secs", "request_timeout_secs", "max_buffered_mb",
+                "lookup_timeout_secs", "max_connections", "lease_secs")
     for name in positive:
         if getattr(s, name) <= 0:
             raise ConfigError(f"option {name!r} must be greater than 0")

@@ -10,7 +10,7 @@ import logging
 import re
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from python_multipart.exceptions import MultipartParseError
+from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from .errors import HttpError
@@ -22,6 +22,9 @@ ParsedBody = Tuple[Dict[str, Any], Optional[ArtifactFile]]
 MAX_OTHER_BYTES = 4 * 1024 * 1024  # default limit of everything in a multipart body but the file
 # One Content-Disposition parameter: a quoted string (with backslash escapes) or a token.
 _PARAM = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)', re.S)
+# RFC 2046 section 5.1.1: 1 to 70 bchars, the last not a space.  python-multipart takes up to
+# 256 and raises a plain exception above that; a boundary outside the RFC is refused up front.
+BOUNDARY = re.compile(rb"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 
 
 class JsonBody:
@@ -64,15 +67,18 @@ class MultipartBody:
         self._headers: Dict[bytes, bytes] = {}
         self._ended = False
         self._discarded = False
-        self._parser = MultipartParser(boundary, callbacks={
-            "on_part_begin": self._part_begin,
-            "on_header_field": self._header_field,
-            "on_header_value": self._header_val,
-            "on_header_end": self._header_end,
-            "on_headers_finished": self._headers_finished,
-            "on_part_data": self._part_data,
-            "on_end": self._end,
-        })
+        try:
+            self._parser = MultipartParser(boundary, callbacks={
+                "on_part_begin": self._part_begin,
+                "on_header_field": self._header_field,
+                "on_header_value": self._header_val,
+                "on_header_end": self._header_end,
+                "on_headers_finished": self._headers_finished,
+                "on_part_data": self._part_data,
+                "on_end": self._end,
+            })
+        except FormParserError as exc:  # a boundary body_for did not check: still a 400
+            raise HttpError(400, f"multipart boundary is not usable: {exc}") from None
 
     def feed(self, chunk: bytes) -> None:
         """Parse the next chunk; on any error the file is closed before the error is raised."""
@@ -190,6 +196,16 @@ def _filename(disposition: bytes) -> str:
     return filename
 
 
+def check_boundary(boundary: bytes) -> None:
+    """400 for a boundary RFC 2046 does not allow, as soon as the headers are in: over 256
+    characters python-multipart raises an exception the HTTP server does not expect (the client
+    waited for the idle timeout), and no client has a reason to send one over 70."""
+    if not BOUNDARY.fullmatch(boundary):
+        reason = ("is empty" if not boundary else "is longer than 70 characters" if len(boundary) > 70
+                  else "has characters RFC 2046 does not allow")
+        raise HttpError(400, f"multipart boundary {reason}")
+
+
 Body = Union[JsonBody, MultipartBody]
 
 
@@ -201,8 +217,9 @@ def body_for(content_type: str, uploads: Optional[Uploads] = None,
     ctype = raw_type.decode("latin-1").lower()
     if ctype == "multipart/form-data":
         boundary = params.get(b"boundary")
-        if not boundary:
+        if boundary is None:
             raise HttpError(400, "multipart/form-data without a boundary")
+        check_boundary(boundary)
         return MultipartBody(boundary, uploads, max_file_bytes, max_other_bytes)
     if not ctype or ctype in ("application/json", "text/json") or ctype.endswith("+json"):
         return JsonBody()  # no Content-Type: what `requests.post(url, json.dumps(artifact))` sends

@@ -13,4 +13,5 @@ def open_store(settings) -> Store:
     if settings.store == "redis":
         from .redis import RedisStore
         return RedisStore(settings.redis_url, ttl=settings.cache_ttl, prefix=settings.redis_prefix)
-    return MemoryStore(maxsize=settings.cache_size, ttl=settings.cache_ttl)
+    return MemoryStore(maxsize=settings.cache_size, ttl=settings.cache_ttl,
+                       max_bytes=settings.cache_max_bytes)

@@ -122,6 +122,7 @@ class StoreGate:
             except Exception as exc:  # a bug in a store must not kill the I/O thread
                 LOG.exception("store call failed")
                 error = StoreError(str(exc))
+                error.__cause__ = exc  # as `raise ... from exc` would: the traceback survives
             finally:
                 self._busy_since = None
             if back is not None:

@@ -1,6 +1,7 @@
 """The default store: a cachetools TTL cache in this process's memory."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import List, Optional, Tuple
@@ -9,6 +10,29 @@ from cachetools import TTLCache
 
 from .base import LookupRecord, Store
 
+LOG = logging.getLogger(__name__)
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+
+
+def record_size(record: LookupRecord) -> int:
+    """What a record weighs: the length of its JSON (artifact, hits and partial hits; ASCII, so
+    characters are bytes).  A few lookups with huge hits weigh as much as many small ones."""
+    return len(record.to_json())
+
+
+class _RecordCache(TTLCache):
+    """A TTL cache bounded in bytes (cachetools' ``maxsize`` with ``getsizeof``) and in entries:
+    past either bound, the least recently used records go first."""
+
+    def __init__(self, max_entries: int, max_bytes: int, ttl: float):
+        super().__init__(maxsize=max_bytes, ttl=ttl, getsizeof=record_size)
+        self.max_entries = max_entries
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)  # ValueError if the record alone passes the byte bound
+        while len(self) > self.max_entries:
+            self.popitem()
+
 
 class MemoryStore(Store):
     """Fast and simple; results are lost on restart and not shared between processes."""
@@ -16,8 +40,9 @@ class MemoryStore(Store):
     resumable = False
     blocking = False  # a dict in this process: called inline
 
-    def __init__(self, maxsize: int = 10000, ttl: float = 600):
-        self._cache: TTLCache = TTLCache(maxsize=maxsize, ttl=ttl)
+    def __init__(self, maxsize: int = 10000, ttl: float = 600, max_bytes: int = DEFAULT_MAX_BYTES):
+        self.max_bytes = max_bytes
+        self._cache = _RecordCache(maxsize, max_bytes, ttl)
         self._leases: TTLCache = TTLCache(maxsize=maxsize, ttl=ttl)
         self._lock = threading.Lock()  # TTLCache is not thread-safe; tools and benchmarks read it too
 
@@ -27,7 +52,19 @@ class MemoryStore(Store):
 
     def put(self, record: LookupRecord) -> None:
         with self._lock:
-            self._cache[record.id] = record
+            try:
+                self._cache[record.id] = record
+            except ValueError:  # larger than the whole bound: the lookup is answered, not kept
+                self._cache.pop(record.id, None)  # nor an earlier (pending) version of it
+                LOG.warning("lookup %s: its result (%d bytes) is larger than the memory store "
+                            "(cache_max_mb, %d bytes); answered but not kept", record.id,
+                            record_size(record), self.max_bytes)
+
+    @property
+    def nbytes(self) -> int:
+        """The size of the records held, as ``record_size`` measures them."""
+        with self._lock:
+            return int(self._cache.currsize)
 
     def pending(self, limit: int = 1000) -> List[LookupRecord]:
         with self._lock:

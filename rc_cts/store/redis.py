@@ -84,7 +84,7 @@ class RedisStore(Store):
         try:
             return fn(*args)
         except redis.RedisError as exc:
-            raise StoreError(f"Redis store {self.url}: {exc}") from None
+            raise StoreError(f"Redis store {self.url}: {exc}") from exc
 
     def get(self, request_id: str) -> Optional[LookupRecord]:
         text = self._call(self._redis.get, self._key(request_id))

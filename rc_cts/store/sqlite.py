@@ -44,7 +44,7 @@ class SQLiteStore(Store):
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
         except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from None
+            raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
         self._trim()
 
     def _run(self, sql: str, args=()) -> sqlite3.Cursor:
@@ -52,7 +52,7 @@ class SQLiteStore(Store):
             with self._lock:
                 return self._db.execute(sql, args)
         except sqlite3.Error as exc:
-            raise StoreError(f"SQLite store {self.path}: {exc}") from None
+            raise StoreError(f"SQLite store {self.path}: {exc}") from exc
 
     def get(self, request_id: str) -> Optional[LookupRecord]:
         row = self._run("SELECT record FROM lookups WHERE id = ? AND expires > ?",
