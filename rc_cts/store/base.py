@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
 if TYPE_CHECKING:
@@ -52,7 +52,8 @@ class LookupRecord:
         return self.hits + self.partial_hits if self.partial_hits else self.hits
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        # its fields hold JSON values only: no need for asdict's deep copy
+        return json.dumps(vars(self), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> "LookupRecord":

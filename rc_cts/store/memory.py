@@ -14,18 +14,15 @@ LOG = logging.getLogger(__name__)
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
 
-def record_size(record: LookupRecord) -> int:
-    """What a record weighs: the length of its JSON (artifact, hits and partial hits; ASCII, so
-    characters are bytes).  A few lookups with huge hits weigh as much as many small ones."""
-    return len(record.to_json())
-
-
 class _RecordCache(TTLCache):
-    """A TTL cache bounded in bytes (cachetools' ``maxsize`` with ``getsizeof``) and in entries:
-    past either bound, the least recently used records go first."""
+    """A TTL cache of records as JSON text, bounded in bytes (cachetools' ``maxsize`` with
+    ``getsizeof``) and in entries: past either bound, the least recently used go first.
+
+    Text, not objects: thousands of cached records of dicts and lists are objects the
+    garbage collector would walk on every full collection; a string is not one of them."""
 
     def __init__(self, max_entries: int, max_bytes: int, ttl: float):
-        super().__init__(maxsize=max_bytes, ttl=ttl, getsizeof=record_size)
+        super().__init__(maxsize=max_bytes, ttl=ttl, getsizeof=len)
         self.max_entries = max_entries
 
     def __setitem__(self, key, value) -> None:
@@ -48,17 +45,19 @@ class MemoryStore(Store):
 
     def get(self, request_id: str) -> Optional[LookupRecord]:
         with self._lock:
-            return self._cache.get(request_id)
+            text = self._cache.get(request_id)
+        return LookupRecord.from_json(text) if text is not None else None
 
     def put(self, record: LookupRecord) -> None:
+        text = record.to_json()
         with self._lock:
             try:
-                self._cache[record.id] = record
+                self._cache[record.id] = text
             except ValueError:  # larger than the whole bound: the lookup is answered, not kept
                 self._cache.pop(record.id, None)  # nor an earlier (pending) version of it
                 LOG.warning("lookup %s: its result (%d bytes) is larger than the memory store "
                             "(cache_max_mb, %d bytes); answered but not kept", record.id,
-                            record_size(record), self.max_bytes)
+                            len(text), self.max_bytes)
 
     @property
     def nbytes(self) -> int:
@@ -68,7 +67,9 @@ class MemoryStore(Store):
 
     def pending(self, limit: int = 1000) -> List[LookupRecord]:
         with self._lock:
-            return [r for r in self._cache.values() if not r.complete][:limit]
+            texts = list(self._cache.values())
+        records = (LookupRecord.from_json(text) for text in texts)
+        return [r for r in records if not r.complete][:limit]
 
     def lease(self, request_id: str, owner: str, seconds: float) -> bool:
         now = time.monotonic()
