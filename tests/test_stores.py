@@ -231,3 +231,20 @@ def test_store_gate_error_keeps_its_cause():
     assert done.wait(5)
     assert isinstance(got[0], StoreError) and isinstance(got[0].__cause__, KeyError)
     gate.close()
+
+
+def test_ping_is_a_cheap_round_trip(make_store):
+    """/readyz asks each store this, through the gate."""
+    assert make_store().ping() is None
+
+
+def test_ping_of_a_store_that_is_gone_raises_a_store_error(tmp_path):
+    from .redis_server import free_port
+    store = SQLiteStore(str(tmp_path / "gone.sqlite3"))
+    store.close()
+    with pytest.raises(StoreError):
+        store.ping()
+    store = RedisStore(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    with pytest.raises(StoreError):
+        store.ping()
+    store.close()

@@ -92,6 +92,11 @@ class Store(abc.ABC):
     def release(self, request_id: str, owner: str) -> None:
         """Give the lease up, if ``owner`` holds it."""
 
+    def ping(self) -> None:
+        """A cheap round trip, for /readyz: StoreError if the store cannot be reached now.
+        Stores override it with something cheaper than this read of an id that never exists."""
+        self.get("rc-cts-ping")
+
     def make_quota(self, name: str, windows: Sequence["Window"]) -> "Quota":
         """The rate-limit windows of searcher ``name``: per process, unless the store is shared."""
         from ..lookups.quota import LocalQuota

@@ -65,6 +65,9 @@ class MemoryStore(Store):
         with self._lock:
             return int(self._cache.currsize)
 
+    def ping(self) -> None:
+        """Memory in this process: always reachable."""
+
     def pending(self, limit: int = 1000) -> List[LookupRecord]:
         with self._lock:
             texts = list(self._cache.values())

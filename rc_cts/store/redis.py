@@ -101,6 +101,10 @@ class RedisStore(Store):
             pipe.execute()
         self._call(write)
 
+    def ping(self) -> None:
+        """Redis PING: one round trip, within the socket timeout."""
+        self._call(self._redis.ping)
+
     def pending(self, limit: int = 1000) -> List[LookupRecord]:
         def read():
             ids = self._redis.zrange(self._pending, 0, limit - 1)

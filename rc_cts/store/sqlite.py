@@ -78,6 +78,10 @@ class SQLiteStore(Store):
             self._run("DELETE FROM lookups WHERE id IN "
                       "(SELECT id FROM lookups ORDER BY expires LIMIT ?)", (extra,))
 
+    def ping(self) -> None:
+        """One page read: the file is there and readable (fails once closed, or on a bad disk)."""
+        self._run("SELECT 1 FROM leases LIMIT 1").fetchall()
+
     def pending(self, limit: int = 1000) -> List[LookupRecord]:
         rows = self._run("SELECT record FROM lookups WHERE complete = 0 AND expires > ? LIMIT ?",
                          (time.time(), limit)).fetchall()
