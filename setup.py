@@ -17,6 +17,7 @@ setup(
         "h11>=0.16",
         "python-multipart>=0.0.20",
         "redis>=4.5",
+        "prometheus-client>=0.20",
     ],
     extras_require={
         # Searcher packages written for the original rc-cts call pkg_resources.declare_namespace.

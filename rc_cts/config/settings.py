@@ -61,6 +61,9 @@ recently used go first); a result larger than that is answered but not kept.""")
     auth_user: Optional[str] = option(None, "HTTP Basic authentication, when the service is registered with -user/-password (both or neither).",
                                       example="soar")
     auth_password: Optional[str] = option(None, example="$CTS_PASSWORD")
+    metrics_token: Optional[str] = option(None, """GET /metrics (Prometheus) asks for Authorization: Bearer <metrics_token> when it is set, else the
+auth_user credentials when those are set, else nothing. /healthz and /readyz never ask.""",
+                                          example="$CTS_METRICS_TOKEN")
     sync_wait_secs: float = option(1.0, """A POST or GET waits up to this long for the lookup to complete and answers 200 with the hits;
 after that it answers 303 and the platform polls. 0 gives the original rc-cts's first answer:
 303 on the POST of every new lookup.""")
