@@ -48,6 +48,10 @@ class Dispatcher(BaseComponent):
         self.registry = SearcherRegistry(self._make_bulkhead, settings.searcher_limits,
                                          settings.service_limits)
         self.active: Dict[str, Lookup] = {}
+        # For /metrics (rc_cts/metrics.py); changed and read in the loop thread only.
+        self.lookups_started = 0      # runs started here: new, resumed, or missing searchers rerun
+        self.lookups_whole = 0        # ended with every searcher's answer
+        self.lookups_incomplete = 0   # ended with a searcher missing (failed, timed out, incomplete)
 
     def _make_bulkhead(self, label: str, limits: SearcherLimits, service: str) -> Bulkhead:
         windows = parse_rate_limit(limits.rate_limit)
@@ -77,6 +81,7 @@ class Dispatcher(BaseComponent):
         try:
             lookup = Lookup(record, channel, file, rerun)
             self.active[record.id] = lookup
+            self.lookups_started += 1
             self.results.claim(lambda: lookup.snapshot(complete=False),
                                lambda ours, error: self._claimed(lookup, ours, error, resumed))
         except BaseException:
@@ -213,9 +218,11 @@ class Dispatcher(BaseComponent):
         record = lookup.snapshot(complete=True, backoff_secs=self._backoff_secs(lookup.record.reruns))
         self.results.save(record)
         if record.missing:
+            self.lookups_incomplete += 1
             LOG.info("lookup %s %s incomplete: %d hits, none yet from %s", lookup.id,
                      record.artifact["type"], len(record.shown_hits), ", ".join(sorted(record.missing)))
         else:  # the access log line says it at INFO: one line per lookup
+            self.lookups_whole += 1
             LOG.debug("lookup %s %s done: %d hits", lookup.id, record.artifact["type"], len(record.hits))
         LOG.debug("lookup %s value %r", lookup.id, str(record.artifact["value"])[:80])
         lookup.final = record

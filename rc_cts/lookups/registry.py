@@ -50,6 +50,13 @@ class Searcher:
     component: BaseComponent
     bulkhead: Bulkhead
     handlers: List[SearcherHandler] = field(default_factory=list)
+    service: str = ""   # the service its bulkhead is counted under (its own channel's)
+    name: str = ""      # its class name, "#2"... for a second instance on the service: metric labels
+
+    @property
+    def services(self) -> List[str]:
+        """Every service it has a handler on (usually just ``service``)."""
+        return sorted({service_of(h.channel) for h in self.handlers})
 
     @property
     def wants_files(self) -> bool:
@@ -109,7 +116,9 @@ class SearcherRegistry:
         main_channel: str = str(own_channel) if is_searcher_channel(own_channel) else found[0][1]
         limits = self._limits_for(component, main_channel)
         service = service_of(main_channel)
-        searcher = Searcher(component, self._make_bulkhead(label, limits, service))
+        same = sum(1 for s in self._adopted.values() if s.service == service and s.name.split("#")[0] == label)
+        searcher = Searcher(component, self._make_bulkhead(label, limits, service), service=service,
+                            name=f"{label}#{same + 1}" if same else label)
         searcher.bulkhead.inline = getattr(component, "blocking", True) is False
         self._adopted[id(component)] = searcher
         for method, channel, names, legacy_name in found:

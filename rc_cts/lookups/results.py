@@ -48,6 +48,11 @@ class Results:
         else:
             self.gate.call(lambda store: store.get(rid), on_record)
 
+    def ping(self, on_result: Callable[[Optional[StoreError]], None]) -> None:
+        """For /readyz: ``on_result(None)`` if the store answers a ping within the gate's
+        deadline, else ``on_result(StoreError)``; the loop never waits on it."""
+        self.gate.call(lambda store: store.ping(), lambda _value, error: on_result(error))
+
     def claim(self, pending: Callable[[], LookupRecord],
               on_claim: Callable[[bool, Optional[StoreError]], None]) -> None:
         """Take the lease on a lookup and store it pending (``pending()``, so a GET on any

@@ -38,6 +38,7 @@ class StoreGate:
         self._busy_since: Optional[float] = None  # when the call running now started
         self._thread: Optional[threading.Thread] = None
         self._lock = threading.Lock()
+        self.errors = 0  # StoreErrors reported, for /metrics: counted in the loop thread only
 
     def call(self, fn: Callable[[Store], Any], on_result: OnResult) -> None:
         """``on_result(value, None)`` in the loop thread, or ``(None, StoreError)`` if the store
@@ -46,12 +47,14 @@ class StoreGate:
             try:
                 value = fn(self.store)
             except StoreError as exc:
+                self.errors += 1
                 on_result(None, exc)
                 return
             on_result(value, None)
             return
         busy = self._busy_since
         if busy is not None and time.monotonic() - busy > STORE_DEADLINE_SECS:
+            self.errors += 1
             on_result(None, StoreError("the store has not answered for "
                                        f"{time.monotonic() - busy:.1f}s"))
             return
@@ -60,6 +63,8 @@ class StoreGate:
         def deliver(value: Any, error: Optional[StoreError]) -> None:
             if not answered[0]:
                 answered[0] = True
+                if error is not None:
+                    self.errors += 1
                 on_result(value, error)
 
         def late() -> None:
@@ -79,14 +84,21 @@ class StoreGate:
             try:
                 fn(self.store)
             except StoreError as exc:
-                if on_error is not None:
-                    on_error(exc)
+                self._write_failed(exc, on_error)
             return
-        def back(_value: Any, error: Optional[StoreError]) -> None:
-            if error is not None and on_error is not None:
-                on_error(error)
 
-        self._submit(lambda: fn(self.store), back if on_error is not None else None, float("inf"))
+        def back(_value: Any, error: Optional[StoreError]) -> None:
+            if error is not None:
+                self._write_failed(error, on_error)
+
+        self._submit(lambda: fn(self.store), back, float("inf"))
+
+    def _write_failed(self, error: StoreError, on_error: Optional[Callable[[StoreError], None]]) -> None:
+        self.errors += 1
+        if on_error is not None:
+            on_error(error)
+        else:
+            LOG.warning("store write failed: %s", error)
 
     def close(self) -> None:
         """Stop the thread once the calls queued before are done, then close the store."""
@@ -127,5 +139,3 @@ class StoreGate:
                 self._busy_since = None
             if back is not None:
                 self._post(functools.partial(back, value, error))
-            elif error is not None:
-                LOG.warning("store write failed: %s", error)
