@@ -29,6 +29,7 @@ from .scheduler import Scheduler
 from .store import Store, open_store
 from .store.gate import StoreGate
 from .http.app import ThreatServiceApp
+from .metrics import ServiceCollector, service_registry
 
 LOG = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class CustomThreatService(BaseComponent):
         self.app = ThreatServiceApp(s, self.dispatcher)
         self.app.uploads.sweep()  # files a killed process left; before any upload of ours
         self.http = HttpServer(self.app, s, self.scheduler).register(self.engine)
+        self.app.ops.registry = service_registry(ServiceCollector(self.app, self.dispatcher, self.http))
         self._engine_started = False
         self._stopping = False
 
@@ -122,6 +124,7 @@ class CustomThreatService(BaseComponent):
         searchers = self.dispatcher.registry.searchers
 
         def begin() -> None:
+            self.app.shutting_down = True  # /readyz answers 503 on the connections still open
             self.http.listener.stop_accepting()
             cancelled = sum(s.bulkhead.cancel_queued() for s in searchers())
             LOG.info("shutting down: %d queued calls cancelled, %d running", cancelled,

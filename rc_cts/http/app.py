@@ -1,11 +1,12 @@
-"""The protocol's endpoints under ``urlbase``: OPTIONS, POST and GET ``/<urlbase>/<service>[/<id>]``."""
+"""The protocol's endpoints under ``urlbase``: OPTIONS, POST and GET ``/<urlbase>/<service>[/<id>]``;
+and, outside it, the operators' ``/healthz``, ``/readyz`` and ``/metrics`` (``ops.py``)."""
 from __future__ import annotations
 
 import logging
 import os
 import time
 from dataclasses import replace
-from typing import Callable, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 from urllib.parse import unquote
 
 from cachetools import LRUCache
@@ -17,6 +18,7 @@ from ..lookups.dispatcher import Dispatcher
 from ..lookups.state import Answer, Lookup
 from .errors import HttpError
 from .files import ArtifactFile, Uploads, release
+from .ops import PATHS as OPS_PATHS, MetricsAccess, OpsEndpoints
 from ..hits import searcher_channel
 from .server import Request
 from .protocol import done_body, request_id, retry_body
@@ -28,6 +30,7 @@ ACCESS = logging.getLogger("rc_cts.access")
 Respond = Callable[..., None]
 UNKNOWN_IDS_REMEMBERED = 4096
 MAX_ID_LENGTH = 128
+COUNTED_METHODS = frozenset({"OPTIONS", "POST", "GET"})  # any other method is counted as "other"
 
 
 class ThreatServiceApp:
@@ -42,6 +45,13 @@ class ThreatServiceApp:
         self.auth = (BasicAuth(settings.auth_user or "", settings.auth_password or "")
                      if settings.auth_enabled else None)
         self._unknown_ids: LRUCache = LRUCache(maxsize=UNKNOWN_IDS_REMEMBERED)  # logged once each
+        # For /metrics (rc_cts/metrics.py): plain counters, changed and read in the loop thread.
+        self.requests: Dict[Tuple[str, int], int] = {}  # (method, status) -> requests answered
+        self.posts = 0          # POSTs with a valid artifact
+        self.posts_cached = 0   # ...answered from a whole stored record (the cache hits)
+        self.shutting_down = False  # set by the service, in the loop thread, when it starts to drain
+        self.ops = OpsEndpoints(dispatcher, MetricsAccess(self.auth, settings.metrics_token),
+                                lambda: self.shutting_down)
 
     # -- routing -------------------------------------------------------------------------------
     def _route(self, req: Request) -> Tuple[str, str, Optional[str]]:
@@ -63,38 +73,59 @@ class ThreatServiceApp:
     def begin(self, req: Request):
         """Check the request as soon as its headers are in; return the body parser."""
         req.context["t0"] = time.perf_counter()
-        if self.auth is not None:
-            self.auth.check(req.headers.get("authorization"))
-        if req.method not in ("OPTIONS", "POST", "GET"):
-            raise HttpError(405, f"method {req.method} is not supported", {"Allow": "OPTIONS, POST, GET"})
-        req.context["route"] = self._route(req)
-        if req.method == "POST":
-            body = body_for(req.headers.get("content-type", ""), self.uploads,
-                            self.settings.max_file_bytes, self.settings.max_body_bytes)
-            if isinstance(body, MultipartBody):  # room for the file part, limited on its own
-                req.max_body = self.settings.max_body_bytes + self.settings.max_file_bytes
-            return body
-        return None
+        if req.path in OPS_PATHS:  # not behind the Basic auth: probes carry no credentials
+            req.context["ops"] = True
+            self.ops.begin(req)
+            return None
+        try:
+            if self.auth is not None:
+                self.auth.check(req.headers.get("authorization"))
+            if req.method not in ("OPTIONS", "POST", "GET"):
+                raise HttpError(405, f"method {req.method} is not supported", {"Allow": "OPTIONS, POST, GET"})
+            req.context["route"] = self._route(req)
+            if req.method == "POST":
+                body = body_for(req.headers.get("content-type", ""), self.uploads,
+                                self.settings.max_file_bytes, self.settings.max_body_bytes)
+                if isinstance(body, MultipartBody):  # room for the file part, limited on its own
+                    req.max_body = self.settings.max_body_bytes + self.settings.max_file_bytes
+                return body
+            return None
+        except HttpError as exc:  # the server answers it
+            self._count(req.method, exc.status)
+            raise
 
     def handle(self, req: Request, respond: Respond) -> None:
+        if req.context.get("ops"):
+            self.ops.handle(req, respond)
+            return
         service, channel, rid = req.context["route"]
 
         def answer(status: int, payload, headers=None) -> None:
             ACCESS.info("%s %s %d %.1fms", req.method, req.path, status,
                         (time.perf_counter() - req.context["t0"]) * 1000)
+            self._count(req.method, status)
             respond(status, payload, headers)
 
-        if req.method == "OPTIONS":
-            answer(200, {"upload_file": self.settings.upload_file or self.dispatcher.wants_files(channel)})
-        elif req.method == "POST":
-            self._post(req, service, channel, answer)
-        else:
-            self._get(req, service, channel, rid, answer)
+        try:
+            if req.method == "OPTIONS":
+                answer(200, {"upload_file": self.settings.upload_file or self.dispatcher.wants_files(channel)})
+            elif req.method == "POST":
+                self._post(req, service, channel, answer)
+            else:
+                self._get(req, service, channel, rid, answer)
+        except HttpError as exc:  # a body that does not parse: the server answers it
+            self._count(req.method, exc.status)
+            raise
+
+    def _count(self, method: str, status: int) -> None:
+        key = (method if method in COUNTED_METHODS else "other", status)
+        self.requests[key] = self.requests.get(key, 0) + 1
 
     # -- endpoints -----------------------------------------------------------------------------
     def _post(self, req: Request, service: str, channel: str, answer: Respond) -> None:
         artifact, file = req.body.finish()  # the body closes the file itself if this raises
         held: Optional[ArtifactFile] = file  # this request's to close until handed to the dispatcher
+        self.posts += 1
 
         def hand_over() -> Optional[ArtifactFile]:
             nonlocal held
@@ -106,6 +137,7 @@ class ThreatServiceApp:
                 if error is not None:
                     self._unavailable(answer, error)
                 elif record is not None and record.whole:
+                    self.posts_cached += 1
                     answer(200, done_body(rid, record.hits))
                 else:  # the dispatcher closes the file from here on, also if it raises
                     if record is not None and record.complete and not self._expired(record):

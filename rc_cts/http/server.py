@@ -27,7 +27,7 @@ import logging
 import socket
 import time
 from http import HTTPStatus
-from typing import Any, Dict, Optional
+from typing import Any, Dict, NamedTuple, Optional
 
 import h11
 from circuits import BaseComponent, handler
@@ -62,6 +62,13 @@ class ConnState(enum.Enum):
 
 # Connections that may be closed to make room for a new one: nothing of theirs is in progress.
 EVICTABLE = frozenset({ConnState.HANDSHAKING, ConnState.IDLE, ConnState.HEAD})
+
+
+class RawBody(NamedTuple):
+    """An answer's body sent as it is, with its own Content-Type (the /metrics text); any other
+    payload is sent as JSON."""
+    data: bytes
+    content_type: str
 
 
 class Request:
@@ -391,8 +398,12 @@ class HttpServer(BaseComponent):
                  headers: Optional[Dict[str, str]] = None, close: bool = False) -> None:
         if conn.state is ConnState.CLOSED or conn.request is not req:
             return  # the client left, or this request was answered already
-        body = b"" if payload is None else json.dumps(payload).encode("utf-8")
-        hdrs = [(b"Content-Type", b"application/json"), (b"Content-Length", str(len(body)).encode())]
+        if isinstance(payload, RawBody):
+            body, content_type = payload.data, payload.content_type.encode("latin-1")
+        else:
+            body = b"" if payload is None else json.dumps(payload).encode("utf-8")
+            content_type = b"application/json"
+        hdrs = [(b"Content-Type", content_type), (b"Content-Length", str(len(body)).encode())]
         for k, v in (headers or {}).items():
             hdrs.append((k.encode("latin-1"), str(v).encode("latin-1")))
         if close:
