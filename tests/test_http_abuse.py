@@ -276,3 +276,58 @@ def test_200_connections_dribbling_5_mb_bodies_keep_memory_bounded(start_service
         s.close()
     assert eventually(lambda: svc.service.http.held_bytes == 0)
     assert_serving(svc)
+
+
+# -- found in review: each failed before its fix -------------------------------------------
+def test_clients_that_reset_after_sending_are_forgotten(start_service):
+    import struct
+    svc = start_service([HitSearcher()])
+    http = svc.service.http
+    for _ in range(200):
+        s = socket.create_connection(addr_of(svc))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close = reset
+        s.sendall(b"OPTIONS /cts/test HTTP/1.1\r\nHost: x\r\n\r\n")
+        s.close()
+    assert eventually(lambda: http.connections == 0)
+    assert not http._evictable  # nothing kept that max_connections would count on
+    assert_serving(svc)
+
+
+def test_a_big_answer_with_connection_close_arrives_whole(start_service):
+    svc = start_service([HitSearcher()], max_body_mb=20)
+    value = "v" * (8 * 1024 * 1024)  # HitSearcher gives the value back in its hit
+    sock = socket.create_connection(addr_of(svc), timeout=10)
+    sock.sendall(raw_post(json.dumps({"type": "net.uri", "value": value}).encode(), extra=b"Connection: close\r\n"))
+    time.sleep(3)  # the client reads late: past the linger time
+    answer = read_until_closed(sock, timeout=10)
+    status, body = responses(answer)[0]
+    assert status == 200 and body["hits"][0]["props"][0]["value"] == value
+
+
+def test_a_client_that_never_reads_its_answer_is_closed_after_the_idle_timeout(start_service):
+    svc = start_service([HitSearcher()], idle_timeout_secs=1, max_body_mb=20)
+    sock = socket.create_connection(addr_of(svc), timeout=10)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.sendall(raw_post(json.dumps({"type": "net.uri", "value": "v" * (8 * 1024 * 1024)}).encode()))
+    assert eventually(lambda: svc.service.http.connections == 0, timeout=6)
+    sock.close()
+
+
+def test_an_accept_error_for_one_client_does_not_stop_the_listener(start_service, monkeypatch):
+    import errno
+    svc = start_service([HitSearcher()])
+    listening = svc.service.http.listener.sock
+    accept = socket.socket.accept
+    failed = []
+
+    def accept_once_failing(self):
+        if self is listening and not failed:
+            failed.append(True)
+            accept(self)[0].close()
+            raise OSError(errno.EPROTO, "Protocol error")  # accept(2): a pending network error
+        return accept(self)
+
+    monkeypatch.setattr(socket.socket, "accept", accept_once_failing)
+    socket.create_connection(addr_of(svc)).close()
+    assert eventually(lambda: bool(failed))
+    assert_serving(svc)

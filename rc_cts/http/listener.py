@@ -46,27 +46,29 @@ class Listener:
                 return
             try:
                 sock, peer = self.sock.accept()
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                if exc.errno not in _OUT_OF_RESOURCES:
-                    raise
-                LOG.warning("cannot accept connections: %s; pausing for %ss", exc, OUT_OF_FDS_PAUSE_SECS)
-                self._loop.watch(self.sock, self, 0)
-                self._call_later(OUT_OF_FDS_PAUSE_SECS, self.start)
-                return
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if self.tls is not None:
-                try:
-                    sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-                except OSError:
-                    sock.close()
-                    continue
-            self._on_accept(sock, peer)
+                if exc.errno in _OUT_OF_RESOURCES:
+                    LOG.warning("cannot accept connections: %s; pausing for %ss", exc, OUT_OF_FDS_PAUSE_SECS)
+                    self._loop.watch(self.sock, self, 0)
+                    self._call_later(OUT_OF_FDS_PAUSE_SECS, self.start)
+                    return
+                LOG.info("accept failed: %s", exc)  # the network's error for that client (accept(2))
+                continue
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self.tls is not None:  # an end without close_notify must not pass for one
+                    sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False,
+                                                suppress_ragged_eofs=False)
+                self._on_accept(sock, peer)
+            except Exception:  # that client's setup failed: the others are still accepted
+                LOG.exception("could not set up a connection from %s", peer[0] if peer else "?")
+                sock.close()
 
     def abort(self) -> None:
-        self.stop_accepting()
+        """The loop's last resort if ``on_ready`` raised (it does not): keep listening."""
 
     def stop_accepting(self) -> None:
         """Close the listening socket; the connections open now are still served."""

@@ -99,7 +99,7 @@ class Connection:
 
     __slots__ = ("server", "transport", "peer", "h11", "state", "since", "last_activity", "request",
                  "request_started", "body_bytes", "held", "linger_until", "linger_budget", "processing",
-                 "write_blocked", "accepted")
+                 "write_blocked", "accepted", "scheduled")
 
     def __init__(self, server: "HttpServer", transport: Transport):
         now = time.monotonic()
@@ -119,6 +119,7 @@ class Connection:
         self.linger_budget = 0
         self.processing = False     # the request loop runs for it now
         self.write_blocked = False  # answers wait for the client to read them
+        self.scheduled = False      # a later loop turn goes on with its pipelined requests
 
     # Peer: what the transport tells
     def on_open(self) -> None:
@@ -209,7 +210,11 @@ class HttpServer(BaseComponent):
 
     def _evict_one(self) -> bool:
         """Close the connection that has waited longest without sending a request head."""
-        for conn in self._evictable:
+        while self._evictable:
+            conn = next(iter(self._evictable))
+            if conn.state is ConnState.CLOSED:  # cannot be here (see _set_state); never loop on it
+                del self._evictable[conn]
+                continue
             LOG.info("closing a %s connection from %s to make room", conn.state.value,
                      conn.peer[0] if conn.peer else "?")
             conn.transport.abort()
@@ -217,6 +222,8 @@ class HttpServer(BaseComponent):
         return False
 
     def _set_state(self, conn: Connection, state: ConnState) -> None:
+        if conn.state is ConnState.CLOSED:
+            return  # closed while answering (a write failed): it stays closed, and out of the tables
         conn.state = state
         conn.since = time.monotonic()
         self._evictable.pop(conn, None)
@@ -240,7 +247,7 @@ class HttpServer(BaseComponent):
     def _on_eof(self, conn: Connection) -> None:
         """The client half-closed: answer what it sent, then close."""
         if conn.state is ConnState.LINGERING:
-            conn.transport.abort()  # it has read the answer, and sends nothing more
+            conn.transport.close()  # it sends nothing more: close once the answer is out
             return
         if conn.state in (ConnState.IDLE, ConnState.HANDSHAKING) and not conn.h11.trailing_data[0]:
             conn.transport.close()
@@ -265,9 +272,9 @@ class HttpServer(BaseComponent):
             self._set_state(conn, ConnState.HEAD)
             conn.request_started = conn.last_activity
         conn.h11.receive_data(data)
-        if conn.state is ConnState.ANSWERING or conn.write_blocked:
-            if len(conn.h11.trailing_data[0]) > MAX_PIPELINED_BYTES:
-                conn.transport.pause_reading()  # resumed once answered
+        if len(conn.h11.trailing_data[0]) > MAX_PIPELINED_BYTES:
+            conn.transport.pause_reading()  # resumed once h11 needs data again
+        if conn.state is ConnState.ANSWERING or conn.write_blocked or conn.scheduled:
             return
         self._process(conn)
 
@@ -286,7 +293,7 @@ class HttpServer(BaseComponent):
                     conn.transport.pause_reading()
                     return
                 if answered >= PIPELINE_BATCH:  # let the other connections have this turn
-                    self._scheduler.call_later(0, self._process, conn)
+                    self._schedule(conn)
                     return
                 try:
                     event = conn.h11.next_event()
@@ -319,6 +326,16 @@ class HttpServer(BaseComponent):
                     return
         finally:
             conn.processing = False
+
+    def _schedule(self, conn: Connection) -> None:
+        """Go on with this connection's pipelined requests in the next loop turn (once)."""
+        if not conn.scheduled:
+            conn.scheduled = True
+            self._scheduler.call_later(0, self._resume, conn)
+
+    def _resume(self, conn: Connection) -> None:
+        conn.scheduled = False
+        self._process(conn)
 
     def _check_framing(self, conn: Connection) -> None:
         """h11 waits for a CRLF that a bare-LF chunked body never sends: refuse it now."""
@@ -398,14 +415,17 @@ class HttpServer(BaseComponent):
                  headers: Optional[Dict[str, str]] = None, close: bool = False) -> None:
         if conn.state is ConnState.CLOSED or conn.request is not req:
             return  # the client left, or this request was answered already
-        if isinstance(payload, RawBody):
-            body, content_type = payload.data, payload.content_type.encode("latin-1")
-        else:
-            body = b"" if payload is None else json.dumps(payload).encode("utf-8")
-            content_type = b"application/json"
-        hdrs = [(b"Content-Type", content_type), (b"Content-Length", str(len(body)).encode())]
-        for k, v in (headers or {}).items():
-            hdrs.append((k.encode("latin-1"), str(v).encode("latin-1")))
+        try:
+            if isinstance(payload, RawBody):
+                body, content_type = payload.data, payload.content_type.encode("latin-1")
+            else:
+                body = b"" if payload is None else json.dumps(payload).encode("utf-8")
+                content_type = b"application/json"
+            extra = [(k.encode("latin-1"), str(v).encode("latin-1")) for k, v in (headers or {}).items()]
+        except (TypeError, ValueError):  # a bug in what the application answers: still an answer
+            LOG.exception("cannot encode the answer to %s %s", req.method if req else "-", req.path if req else "-")
+            status, body, content_type, extra = 500, b'{"error": "internal server error"}', b"application/json", []
+        hdrs = [(b"Content-Type", content_type), (b"Content-Length", str(len(body)).encode()), *extra]
         if close:
             hdrs.append((b"Connection", b"close"))
         try:
@@ -418,6 +438,8 @@ class HttpServer(BaseComponent):
             return
         conn.transport.write(out)
         conn.request = None
+        if conn.state is ConnState.CLOSED:
+            return  # the write found the client gone
         conn.last_activity = time.monotonic()
         if conn.transport.buffered > WRITE_HIGH_WATER:
             conn.write_blocked = True  # the client does not read: read nothing more until it does
@@ -428,14 +450,11 @@ class HttpServer(BaseComponent):
             self._set_state(conn, ConnState.HEAD if pending else ConnState.IDLE)
             conn.request_started = conn.last_activity
             if pending and not conn.processing:  # pipelined: the next turn answers it
-                self._scheduler.call_later(0, self._process, conn)
+                self._schedule(conn)
             elif conn.transport.eof and not pending:
                 conn.transport.close()
-        elif theirs in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED):
-            self._set_state(conn, ConnState.LINGERING)
-            conn.transport.close()  # one side asked to close, and the request is read: once written
-        else:
-            self._linger(conn)  # the request was not read to its end
+        else:  # one side asked to close, or the request was not read to its end
+            self._linger(conn)
 
     def _fail(self, conn: Connection, exc: HttpError) -> None:
         """Answer a request the server cannot go on reading, then close the connection."""
@@ -452,9 +471,9 @@ class HttpServer(BaseComponent):
         self._linger(conn)
 
     def _linger(self, conn: Connection) -> None:
-        """Close once the answer is out, but first let a client that is still sending its
-        body finish (within limits): closing at once resets the connection, and the client
-        would see a broken pipe instead of our answer."""
+        """Close once the answer is out: half-close at once, so the client sees its end, then
+        drop what it still sends (within limits) until it closes or LINGER_SECS pass.
+        Closing with unread input resets the connection, and the client could lose the answer."""
         if conn.state is ConnState.CLOSED:
             return
         self._set_state(conn, ConnState.LINGERING)
@@ -468,9 +487,16 @@ class HttpServer(BaseComponent):
         now = time.monotonic()
         for conn in list(self._conns):
             state = conn.state
+            transport = conn.transport
+            if transport.buffered:  # answers waiting for the client to read them
+                if now - transport.last_progress > self.idle_timeout:
+                    LOG.info("closing a connection from %s: it has not read its answers for %ss",
+                             conn.peer[0] if conn.peer else "?", self.idle_timeout)
+                    transport.abort()
+                continue  # no head or body timeout while it is the client that does not read
             if state is ConnState.LINGERING:
                 if now > conn.linger_until:
-                    conn.transport.abort()
+                    transport.abort()
             elif state is ConnState.HANDSHAKING:
                 if now - conn.since > self.header_timeout:
                     LOG.info("TLS handshake from %s took over %ss: closed", conn.peer[0], self.header_timeout)

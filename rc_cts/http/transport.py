@@ -6,6 +6,7 @@ import enum
 import logging
 import socket
 import ssl
+import time
 from collections import deque
 from typing import Any, Deque, Optional, Protocol
 
@@ -43,7 +44,7 @@ class Transport:
     rest (``buffered`` bytes) until the socket is writable again."""
 
     __slots__ = ("loop", "sock", "peer_address", "peer", "phase", "reading", "eof", "_out", "buffered",
-                 "_shut_write")
+                 "_shut_write", "last_progress")
 
     def __init__(self, loop: NetLoop, sock: socket.socket, peer_address: Any):
         self.loop = loop
@@ -56,6 +57,7 @@ class Transport:
         self._out: Deque[bytes] = deque()
         self.buffered = 0
         self._shut_write = False
+        self.last_progress = time.monotonic()  # when buffered bytes last left (or began to wait)
 
     @property
     def closed(self) -> bool:
@@ -105,7 +107,7 @@ class Transport:
                     data += sock.recv(sock.pending())
         except _WOULD_BLOCK:
             return
-        except OSError:
+        except OSError:  # a reset; under TLS also an end without close_notify (SSLEOFError)
             self.abort()
             return
         assert self.peer is not None
@@ -129,6 +131,8 @@ class Transport:
                 self.abort()
                 return
             self.buffered -= sent
+            if sent:
+                self.last_progress = time.monotonic()
             if sent < len(chunk):
                 out[0] = chunk[sent:]
                 break
@@ -159,6 +163,7 @@ class Transport:
             if sent == len(data):
                 return
             data = data[sent:]
+            self.last_progress = time.monotonic()
         self._out.append(data)
         self.buffered += len(data)
         self._watch()

@@ -131,8 +131,15 @@ class DaemonPool:
         with self._lock:
             start = max(0, min(wanted, self._size - self._threads))
             self._threads += start
-        for _ in range(start):
-            threading.Thread(target=self._work, name=f"{self._name}-{self._threads}", daemon=True).start()
+        for started in range(start):
+            try:
+                threading.Thread(target=self._work, name=f"{self._name}-{self._threads - started}",
+                                 daemon=True).start()
+            except RuntimeError as exc:  # the process is out of threads: the calls wait for a worker
+                with self._lock:
+                    self._threads -= start - started
+                LOG.error("cannot start a worker thread for %s: %s", self._name, exc)
+                return
 
     def shutdown(self) -> None:
         """Drop the calls not started; running ones finish (or are left behind at exit)."""
