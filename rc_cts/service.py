@@ -20,6 +20,7 @@ from typing import Any, Mapping, Optional
 from circuits import BaseComponent, Manager, handler
 from circuits.core.events import registered
 
+from . import install_check
 from .config.settings import Settings, settings_from_opts
 from .http.server import HttpServer
 from .lookups.dispatcher import Dispatcher
@@ -41,6 +42,7 @@ class CustomThreatService(BaseComponent):
     def __init__(self, opts: Optional[Mapping[str, Any]] = None, *,
                  settings: Optional[Settings] = None, store: Optional[Store] = None):
         super().__init__()
+        install_check.report()  # under the daemon too: IBM's rc_cts on the path is an ERROR
         self.settings = settings or settings_from_opts(opts or {})
         s = self.settings
         self.store = store or open_store(s)

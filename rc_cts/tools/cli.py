@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from .. import __version__
+from .. import install_check
+from ..version import __version__  # not from rc_cts: IBM's __init__ (see install_check) has none
 from ..config.settings import ConfigError, find_config_file, read_config_file, settings_from_opts
 from ..hits import service_of
 from ..store import StoreError
@@ -182,6 +183,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     level = (args.log_level or args.default_level).upper()
     logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+    install_check.report()  # IBM's rc_cts on the path: an ERROR line naming the fix
     try:
         return args.func(args)
     except ConfigError as exc:
