@@ -66,9 +66,9 @@ def ibm_wheel(tmp_path_factory):
     return wheel
 
 
-def make_venv(path: Path, wheel: Path) -> Path:
+def make_venv(path: Path, wheel: Path, with_pip: bool = False) -> Path:
     """A real venv with this project's wheel installed, the dependencies seen through a .pth."""
-    run(sys.executable, "-m", "venv", "--without-pip", path)
+    run(sys.executable, "-m", "venv", *([] if with_pip else ["--without-pip"]), path)
     pip_install(path, wheel)
     site_dir = venv_site(path)
     (site_dir / "zz_test_deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
@@ -165,6 +165,31 @@ def test_ibms_package_after_ours_is_named_by_the_cli_and_the_service(tmp_path, d
     out = run(venv / "bin" / "python", "-c", code, env=clean_env())
     assert f"ERROR wrong rc_cts installed: another rc_cts package is on the path, {ibm / 'rc_cts'}" in out.stderr
     assert "pip uninstall rc-cts" in out.stderr
+
+
+# -- rc-cts new-searcher, as a searcher author follows it ---------------------------------------
+def test_new_searcher_instructions_work_as_printed(tmp_path, dists):
+    """In a fresh venv with this project's wheel: every printed command runs as printed. pip
+    may fetch nothing (no index), so the package's requirement is met by the installed rc-cts,
+    and never brings IBM's."""
+    venv = make_venv(tmp_path / "venv", dists["wheel"], with_pip=True)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = clean_env(PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", PIP_NO_INDEX="1",
+                    PIP_NO_BUILD_ISOLATION="0", HOME=str(tmp_path))
+    printed = run("rc-cts", "new-searcher", "My-Intel", "--type", "net.ip", env=env, cwd=work).stdout
+    steps = dict(re.findall(r"^  (\w+): +(.+)$", printed, re.M))
+    assert list(steps) == ["install", "test", "configure", "try", "serve"], printed
+    assert "rc-cts>=46" in (work / "my_intel" / "setup.py").read_text()
+    outputs = {}
+    for step in ("install", "test", "configure", "try"):
+        outputs[step] = run("bash", "-c", steps[step], env=env, cwd=work).stdout
+    assert "4 passed" in outputs["test"]
+    assert "/cts/my_intel: 200, 1 hit" in outputs["try"] and "192.0.2.66" in outputs["try"]
+    assert steps["serve"] == "rc-cts run -c app.config"
+    listed = run(venv / "bin" / "python", "-m", "pip", "list", env=env).stdout
+    assert re.search(rf"^rc-cts +{re.escape(rc_cts.__version__)}$", listed, re.M), listed
+    assert "45.1.3279" not in listed
 
 
 # -- the rules, on fabricated directories ------------------------------------------------------------

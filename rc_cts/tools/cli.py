@@ -134,13 +134,13 @@ def _print_result(result: dict) -> None:
 
 
 def cmd_new_searcher(args: argparse.Namespace) -> int:
-    from .scaffold import write_package
+    from .scaffold import instructions, write_package
     try:
         root = write_package(args.name, Path(args.dir), args.type)
     except (ValueError, FileExistsError) as exc:
         print(f"rc-cts new-searcher: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {root}\n  install:  pip install -e {root}\n  test:     pytest {root / 'tests'}")
+    print(instructions(root, args.type))
     return 0
 
 
