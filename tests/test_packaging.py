@@ -91,6 +91,7 @@ def test_one_version_above_ibms():
     assert version == rc_cts.__version__
     assert int(version.split(".")[0]) >= 46  # IBM's last release is 45.1.3279
     assert '"rc-cts>=46"' in (ROOT / "searchers_example" / "setup.py").read_text()
+    assert f"dist/rc_cts-{version}-py3-none-any.whl" in (ROOT / "README.rst").read_text()
     assert run(sys.executable, "-m", "rc_cts.tools.cli", "--version",
                env=clean_env(PYTHONPATH=str(ROOT))).stdout.strip() == f"rc-cts {version}"
 
