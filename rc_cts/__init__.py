@@ -6,8 +6,7 @@ The public API is what searchers import; it is the original ``rc_cts`` one::
 """
 from .events import ThreatLookupIncompleteException, ThreatServiceLookupEvent
 from .hits import Hit, IpProp, LatLngProp, NumberProp, StringProp, UriProp, searcher_channel
-
-__version__ = "1.0.0"
+from .version import __version__
 
 __all__ = [
     "searcher_channel", "Hit", "StringProp", "NumberProp", "UriProp", "IpProp", "LatLngProp",

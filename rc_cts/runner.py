@@ -3,7 +3,7 @@ Manager, with no SOAR server needed."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from circuits import BaseComponent, Manager
 
@@ -13,6 +13,20 @@ from .service import CustomThreatService
 
 LOG = logging.getLogger(__name__)
 
+# A ResilientComponent searcher reads the platform's fields over REST when it is created (it
+# needs [resilient] host, email...), unless [resilient] says multitenancy: then it reads no
+# platform and takes its function definitions from multi_org_function_json.
+NO_SOAR = {"multitenancy": "true", "multi_org_function_json": "{}"}
+
+
+def standalone_opts(opts: Mapping[str, Any]) -> Dict[str, Any]:
+    """``opts`` for searchers run with no SOAR server configured (no [resilient] host): the
+    mode in which ResilientComponent searchers are created without one. With a host, as is."""
+    resilient = dict(opts.get("resilient") or {})
+    if resilient.get("host") or opts.get("host"):
+        return dict(opts)
+    return {**opts, "resilient": {**NO_SOAR, **resilient}}
+
 
 def build(opts: Mapping[str, Any], searchers: Optional[Iterable[BaseComponent]] = None,
           ) -> Tuple[Manager, CustomThreatService, List[plugins.LoadError]]:
@@ -20,7 +34,7 @@ def build(opts: Mapping[str, Any], searchers: Optional[Iterable[BaseComponent]] 
     errors: List[plugins.LoadError] = []
     if searchers is None:
         classes, errors = plugins.discover()
-        searchers, create_errors = plugins.instantiate(classes, opts)
+        searchers, create_errors = plugins.instantiate(classes, standalone_opts(opts))
         errors += create_errors
     root = Manager()
     service = CustomThreatService(opts).register(root)

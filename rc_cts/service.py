@@ -20,6 +20,7 @@ from typing import Any, Mapping, Optional
 from circuits import BaseComponent, Manager, handler
 from circuits.core.events import registered
 
+from . import install_check, selftest
 from .config.settings import Settings, settings_from_opts
 from .http.server import HttpServer
 from .lookups.dispatcher import Dispatcher
@@ -42,6 +43,7 @@ class CustomThreatService(BaseComponent):
     def __init__(self, opts: Optional[Mapping[str, Any]] = None, *,
                  settings: Optional[Settings] = None, store: Optional[Store] = None):
         super().__init__()
+        install_check.report()  # under the daemon too: IBM's rc_cts on the path is an ERROR
         self.settings = settings or settings_from_opts(opts or {})
         s = self.settings
         self.store = store or open_store(s)
@@ -93,6 +95,11 @@ class CustomThreatService(BaseComponent):
         for channel in channels:
             LOG.info("serving %s/%s", self.url, service_of(channel))
         self.engine.start()
+
+    @handler("Connected", channel="*")
+    def _on_stomp_connected(self, *args, **kwargs) -> None:
+        """Under the daemon, STOMP has connected: ``resilient-circuits selftest`` waits for this."""
+        selftest.stomp_connected(self)
 
     @handler("signal", channel="*")
     def _on_signal(self, signo, stack) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional
 import pytest
 
 from .hits import service_of
-from .runner import RunningService, start_in_thread
+from .runner import RunningService, standalone_opts, start_in_thread
 
 TEST_DEFAULTS = {"sync_wait_secs": "5", "incomplete_retry_secs": "0.05", "max_retries": "3"}
 
@@ -82,7 +82,7 @@ def cts_lookup(cts_service):
                opts: Optional[Mapping[str, Any]] = None, **options) -> List[dict]:
         full_opts = _opts(opts, options)
         if isinstance(searcher, type):
-            searcher = searcher(opts=full_opts)
+            searcher = searcher(opts=standalone_opts(full_opts))
         service = cts_service(searcher, opts=full_opts)
         name = service_of(searcher.channel)
         failures = _Failures()

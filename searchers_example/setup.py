@@ -7,7 +7,7 @@ setup(
     license="MIT",
     python_requires=">=3.9",
     packages=find_packages(include=["searchers_example", "searchers_example.*"]),
-    install_requires=["rc-cts>=1.0.0", "requests>=2.32.4", "httpx>=0.28", "yara-python>=4.3", "puremagic>=1.20"],
+    install_requires=["rc-cts>=46", "requests>=2.32.4", "httpx>=0.28", "yara-python>=4.3", "puremagic>=1.20"],
     entry_points={
         # The group resilient-circuits loads components from; rc-cts finds searchers there too.
         "resilient.circuits.components": [

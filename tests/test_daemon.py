@@ -111,24 +111,32 @@ def test_resilient_circuits_list_names_the_components(tmp_path):
     assert "CustomThreatService" in listing or "ExampleSearcher" in listing
 
 
-def test_selftest_runs_the_rc_cts_selftest(tmp_path, soar):
-    config = write_config(tmp_path, soar)
-    # What `resilient-circuits selftest` runs after its STOMP check; that check waits for a message
-    # destination subscription, which a threat service (no functions) never makes, so it exits 33.
-    code = ("import argparse, logging, sys\n"
-            "logging.basicConfig(level=logging.INFO, format='%(message)s')\n"
-            "from resilient_circuits import helpers\n"
-            "from resilient_circuits.cmds import selftest\n"
-            "opts = helpers.get_configs(ALLOW_UNRECOGNIZED=True)\n"
-            "selftest.check_soar_rest_connection(argparse.Namespace(), opts)\n"
-            "selftest.run_apps_selftest(argparse.Namespace(install_list=['rc-cts'], print_env=False), opts)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=daemon_env(tmp_path, config), timeout=120)
-    log = out.stdout + out.stderr
-    assert out.returncode == 0, log
-    assert "Successfully connected via REST" in log
+def run_selftest(tmp_path, config):
+    out = subprocess.run([str(BIN / "resilient-circuits"), "selftest"], capture_output=True, text=True,
+                         env=daemon_env(tmp_path, config), timeout=180, stdin=subprocess.DEVNULL)
+    return out.returncode, out.stdout + out.stderr
+
+
+def test_resilient_circuits_selftest_passes_for_a_healthy_threat_service(tmp_path, soar):
+    # Its STOMP check waits for a subscription to a message destination, which a threat service
+    # (no functions) never makes: the service lets the check go on once STOMP has connected.
+    code, log = run_selftest(tmp_path, write_config(tmp_path, soar))
+    assert code == 0, log
+    assert "Successfully connected via REST" in log and "Successfully connected via STOMP" in log
+    assert "the threat service subscribes to no message destination" in log
     assert re.search(r"rc_cts: success", log), log
-    assert "serving example" in log and "Successfully ran App's selftest" in log
+    assert "searchers serving example" in log and "memory store answers" in log
+    assert "Successfully ran App's selftest" in log
+
+
+def test_resilient_circuits_selftest_fails_for_a_store_that_does_not_answer(tmp_path, soar):
+    config = write_config(tmp_path, soar)
+    config.write_text(config.read_text().replace(
+        "[custom_threat_service]\n", f"[custom_threat_service]\nstore = redis\nredis_url = redis://127.0.0.1:{free_port()}/0\n"))
+    code, log = run_selftest(tmp_path, config)
+    assert code == 1, log
+    assert "Successfully connected via STOMP" in log
+    assert re.search(r"rc_cts: failure", log) and "the redis store does not answer" in log, log
 
 
 def test_selftest_reports_a_bad_configuration():

@@ -54,10 +54,26 @@ def test_resilient_component_searcher_with_a_resilient_section(run_cli, legacy_s
         assert c.post("legacy_example", {"type": "net.ip", "value": "1.1.1.1"}).json["hits"]
 
 
-def test_resilient_component_searcher_without_soar_is_a_load_error(run_cli, legacy_searcher_path):
-    proc = run_cli(CONFIG, pythonpath=[legacy_searcher_path])
-    assert "searcher not loaded: LegacyResilientSearcher (rc-cts-legacy-resilient)" in proc.log
-    assert Client(proc.url + "/cts").post("legacy_example", {"type": "net.ip", "value": "1.1.1.1"}).status == 200
+def test_resilient_component_searcher_runs_standalone_without_a_resilient_section(run_cli, legacy_searcher_path):
+    """No [resilient] section, no SOAR server: rc-cts run creates ResilientComponent searchers in
+    the mode that reads no platform (multitenancy), so they load and answer."""
+    proc = run_cli(CONFIG + "[legacy_resilient]\nnote = standalone\n", pythonpath=[legacy_searcher_path])
+    assert "searcher LegacyResilientSearcher._lookup_net_ip on legacy_resilient for net.ip" in proc.log
+    c = Client(proc.url + "/cts")
+    r = c.post("legacy_resilient", {"type": "net.ip", "value": "10.0.0.1"})
+    assert r.status == 200, r
+    props = {p["name"]: p["value"] for p in r.json["hits"][0]["props"]}
+    assert props["Note"] == "standalone" and props["IP"] == "10.0.0.1"
+    assert c.post("legacy_example", {"type": "net.ip", "value": "1.1.1.1"}).status == 200
+    proc.stop()
+    assert "not loaded" not in proc.log and "KeyError" not in proc.log and "Traceback" not in proc.log
+
+
+def test_resilient_component_searcher_in_the_cts_lookup_fixture(cts_lookup, legacy_searcher_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(legacy_searcher_path))
+    from rc_cts_legacy_resilient.searcher import LegacyResilientSearcher
+    hits = cts_lookup(LegacyResilientSearcher, "net.ip", "10.0.0.2", opts={"legacy_resilient": {"note": "n"}})
+    assert {p["name"]: p["value"] for p in hits[0]["props"]}["Note"] == "n"
 
 
 def test_example_searcher_runs_on_embedded_defaults_with_app_config_file(run_cli, tmp_path):

@@ -132,6 +132,24 @@ def test_unusable_sqlite_path_is_a_store_error(tmp_path):
         SQLiteStore(str(tmp_path / "dir.sqlite3"))
 
 
+def test_sqlite_path_directories_are_made_private(tmp_path):
+    store = SQLiteStore(str(tmp_path / "a" / "b" / "results.sqlite3"))
+    store.close()
+    for directory in (tmp_path / "a", tmp_path / "a" / "b"):
+        assert directory.is_dir() and directory.stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "a" / "b" / "results.sqlite3").is_file()
+
+
+def test_sqlite_path_directory_that_cannot_be_made_names_the_option(tmp_path, run_cli):
+    (tmp_path / "file").write_text("")
+    path = tmp_path / "file" / "sub" / "results.sqlite3"
+    with pytest.raises(StoreError, match=r"option 'sqlite_path' .*: cannot create the directory .*/file: a file is in the way"):
+        SQLiteStore(str(path))
+    proc = run_cli(f"[custom_threat_service]\nstore = sqlite\nsqlite_path = {path}\n", wait=False)
+    assert proc.proc.wait(30) == 1
+    assert "cannot start: option 'sqlite_path'" in proc.log and "Traceback" not in proc.log
+
+
 def test_redis_url_password_is_not_logged():
     assert safe_url("rediss://user:s3cret@redis.example:6380/1") == "rediss://user:***@redis.example:6380/1"
     assert safe_url("redis://localhost:6379/0") == "redis://localhost:6379/0"

@@ -27,6 +27,25 @@ CREATE TABLE IF NOT EXISTS leases (
 TRIM_EVERY = 500  # puts between trims to cache_size rows and of expired rows
 
 
+def _make_parents(path: str) -> None:
+    """Create the missing directories above ``path``, each mode 0700 (results are private),
+    or raise StoreError naming the option."""
+    missing = []
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.isdir(parent) and parent != os.path.dirname(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, 0o700)
+        except OSError as exc:
+            if os.path.isdir(directory):
+                continue  # made meanwhile by another process
+            reason = "a file is in the way" if isinstance(exc, FileExistsError) else exc.strerror
+            raise StoreError(f"option 'sqlite_path' ({path}): cannot create the directory {directory}: "
+                             f"{reason}") from exc
+
+
 class SQLiteStore(Store):
     """WAL mode; at most ``maxsize`` rows (the oldest go first), each for ``ttl`` seconds."""
 
@@ -36,8 +55,8 @@ class SQLiteStore(Store):
         self.ttl = ttl
         self._lock = threading.Lock()
         self._puts = 0
+        _make_parents(self.path)
         try:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None,
                                        timeout=5)
             self._db.execute("PRAGMA journal_mode=WAL")

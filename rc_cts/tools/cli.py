@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from .. import __version__
+from .. import install_check
+from ..version import __version__  # not from rc_cts: IBM's __init__ (see install_check) has none
 from ..config.settings import ConfigError, find_config_file, read_config_file, settings_from_opts
 from ..hits import service_of
 from ..store import StoreError
@@ -133,13 +134,13 @@ def _print_result(result: dict) -> None:
 
 
 def cmd_new_searcher(args: argparse.Namespace) -> int:
-    from .scaffold import write_package
+    from .scaffold import instructions, write_package
     try:
         root = write_package(args.name, Path(args.dir), args.type)
     except (ValueError, FileExistsError) as exc:
         print(f"rc-cts new-searcher: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {root}\n  install:  pip install -e {root}\n  test:     pytest {root / 'tests'}")
+    print(instructions(root, args.type))
     return 0
 
 
@@ -182,6 +183,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     level = (args.log_level or args.default_level).upper()
     logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr)
+    install_check.report()  # IBM's rc_cts on the path: an ERROR line naming the fix
     try:
         return args.func(args)
     except ConfigError as exc:

@@ -3,9 +3,15 @@ from __future__ import annotations
 
 import keyword
 import re
+import shlex
 from pathlib import Path
 from string import Template
 from typing import Dict
+
+from ..version import __version__
+
+# Satisfied by this project's installed rc-cts, never by IBM's (45.1.3279): pip fetches nothing.
+REQUIREMENT = f"rc-cts>={__version__.split('.')[0]}"
 
 FILES: Dict[str, str] = {
     "setup.py": '''\
@@ -17,7 +23,7 @@ setup(
     description="$title: a searcher for rc-cts (Custom Threat Service for IBM SOAR)",
     python_requires=">=3.9",
     packages=find_packages(include=["$package", "$package.*"]),
-    install_requires=["rc-cts"],
+    install_requires=["$requirement"],
     extras_require={"test": ["pytest"]},
     entry_points={
         "resilient.circuits.components": ["$cls = $package.searcher:$cls"],
@@ -31,26 +37,30 @@ $underline
 
 A searcher for rc-cts, served at ``/cts/$service``.
 
-Install, configure (``[$package]`` in app.config) and run::
+Install it with its test extra, and run its tests::
 
-    pip install .
-    rc-cts run
+    python -m pip install -e ".[test]"
+    python -m pytest tests
 
-Test::
+Configure: its section ``[$package]`` is in ``app.config.sample`` (``$package/config.py``
+writes it; ``resilient-circuits config -u`` adds it to an app.config too). Then try it and
+serve it::
 
-    pip install ".[test]" && pytest tests
+    cat app.config.sample >> app.config
+    rc-cts lookup -c app.config --service $service $artifact_type $example_value
+    rc-cts run -c app.config
 ''',
+    "app.config.sample": "$section",
     "$package/__init__.py": '''\
 """$title: a searcher for rc-cts."""
 ''',
     "$package/config.py": '''\
-"""The [$package] section of app.config."""
+"""The [$package] section of app.config, with every option and its default: the entry point
+``resilient.circuits.configsection`` gives it to ``resilient-circuits config -c/-u``, and
+app.config.sample carries the same text (a test checks)."""
 
 SECTION = """\\
-[$package]
-# Artifact values to report, separated by commas.
-bad_values = evil.example, 192.0.2.66
-"""
+$section"""
 
 
 def config_section_data() -> str:
@@ -84,6 +94,8 @@ class $cls(BaseComponent):
 ''',
     "tests/test_searcher.py": '''\
 """Tests with the rc-cts pytest fixtures: each runs the real service and looks up over HTTP."""
+from pathlib import Path
+
 from $package.config import config_section_data
 from $package.searcher import $cls
 
@@ -105,8 +117,10 @@ def test_served_at_its_url(cts_service):
     assert service.client().options("$service").status == 200
 
 
-def test_config_section_is_valid():
+def test_config_section_is_the_sample():
+    sample = Path(__file__).resolve().parents[1] / "app.config.sample"
     assert config_section_data().startswith("[$package]")
+    assert sample.read_text() == config_section_data()
 ''',
 }
 
@@ -117,9 +131,14 @@ def names_for(name: str, artifact_type: str) -> Dict[str, str]:
         raise ValueError(f"{name!r} does not make a Python package name; try letters, digits and '_'")
     cls = "".join(part.capitalize() for part in package.split("_")) + "Searcher"
     title = f"{cls[:-len('Searcher')]} searcher"
+    section = (f"[{package}]\n"
+               "# Artifact values to report, separated by commas.\n"
+               "bad_values = evil.example, 192.0.2.66\n")
+    example_value = "192.0.2.66" if artifact_type.startswith("net.ip") else "evil.example"
     return {"package": package, "dist": "rc-cts-" + package.replace("_", "-"), "cls": cls,
             "service": package, "artifact_type": artifact_type, "title": title,
-            "underline": "=" * len(title)}
+            "underline": "=" * len(title), "requirement": REQUIREMENT, "section": section,
+            "example_value": example_value}
 
 
 def write_package(name: str, directory: Path, artifact_type: str = "net.ip") -> Path:
@@ -133,3 +152,18 @@ def write_package(name: str, directory: Path, artifact_type: str = "net.ip") -> 
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(Template(text).substitute(names), encoding="utf-8")
     return root
+
+
+def instructions(root: Path, artifact_type: str = "net.ip") -> str:
+    """What to do next, as commands that work as printed (tests/test_scaffold.py runs them)."""
+    names = names_for(root.name, artifact_type)
+    q = shlex.quote
+    return "\n".join([
+        f"wrote {root}",
+        f"  install:    python -m pip install -e {q(f'{root}[test]')}",
+        f"  test:       python -m pytest {q(str(root / 'tests'))}",
+        f"  configure:  cat {q(str(root / 'app.config.sample'))} >> app.config",
+        f"  try:        rc-cts lookup -c app.config --service {names['service']} {q(artifact_type)} "
+        f"{names['example_value']}",
+        "  serve:      rc-cts run -c app.config",
+    ])

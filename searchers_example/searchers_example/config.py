@@ -19,8 +19,9 @@ reload_check_secs = 30
 REPUTATION_SEARCHER = """\
 [reputation_searcher]
 # A reputation web API for /cts/reputation: GET <url>/<ip|domain|url|hash>/<value>.
-url = https://reputation.example.com/api/v1
-api_key = $REPUTATION_API_KEY
+# No default: without a url, /cts/reputation answers no hits. The key is sent as X-API-Key.
+#url = https://reputation.example.com/api/v1
+#api_key = $REPUTATION_API_KEY
 timeout_secs = 10
 rate_limit_per_sec = 4
 # 429/5xx/timeouts: tried this many times, backing off from backoff_secs, then the lookup
@@ -34,8 +35,9 @@ ASYNC_REPUTATION_SEARCHER = """\
 # The same reputation API for /cts/reputation_async, called with httpx on rc-cts's asyncio loop.
 # Its quota (rate_limit = 4/second, 1000/day) and concurrency are declared on the class;
 # override them in [custom_threat_service.reputation_async].
-url = https://reputation.example.com/api/v1
-api_key = $REPUTATION_API_KEY
+# No default: without a url, /cts/reputation_async answers no hits.
+#url = https://reputation.example.com/api/v1
+#api_key = $REPUTATION_API_KEY
 timeout_secs = 10
 """
 

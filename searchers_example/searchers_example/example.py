@@ -1,4 +1,8 @@
-"""The overview's example searcher: hits for URL artifacts on the service ``/cts/example``."""
+"""The hits of the overview's ``SearcherExample``, for URL artifacts on the service ``/cts/example``.
+
+The overview names its method ``_lookup_net_uri`` (the original's convention, which rc-cts
+also serves); this one is a ``@handler``. Its listing lost the ``Hit(...)`` lines around the
+props: these are the two hits it describes."""
 from circuits import BaseComponent, handler
 
 from rc_cts import Hit, IpProp, LatLngProp, NumberProp, StringProp, UriProp, searcher_channel
