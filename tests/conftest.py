@@ -58,6 +58,14 @@ class Crashes(BaseComponent):
 
 
 @pytest.fixture
+def upload_dir(tmp_path):
+    """An empty upload_dir of the test's own."""
+    d = tmp_path / "uploads"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
 def start_service():
     """``start_service([searchers], option=value, ...)`` -> RunningService (stopped after the test)."""
     running: List[RunningService] = []

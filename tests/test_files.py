@@ -16,11 +16,6 @@ MB = 1024 * KB
 
 
 
-@pytest.fixture
-def upload_dir(tmp_path):
-    d = tmp_path / "uploads"
-    d.mkdir()
-    return d
 
 
 @pytest.fixture

@@ -434,27 +434,16 @@ def one_connection(svc, kinds: Dict[str, bytes], names: List[str], pipelined: bo
         sock.close()
 
 
-def test_requests_one_after_another_on_a_connection(server):
-    """Keep-alive: each request sent once the one before is answered."""
+@pytest.mark.parametrize("pipelined", [False, True], ids=["one-after-another", "pipelined"])
+def test_requests_on_one_connection(server, pipelined):
+    """Keep-alive: each request sent once the one before is answered; or pipelined: all sent
+    at once, the answers read after."""
     kinds = connection_kinds()
 
     @FUZZ
-    @given(names=st.lists(st.sampled_from(sorted(kinds)), min_size=1, max_size=5))
+    @given(names=st.lists(st.sampled_from(sorted(kinds)), min_size=1 + pipelined, max_size=5))
     def run(names):
-        one_connection(server, kinds, names, pipelined=False)
-
-    run()
-    assert_good_lookup(server)
-
-
-def test_pipelined_requests(server):
-    """Pipelining: the requests sent at once, the answers read after."""
-    kinds = connection_kinds()
-
-    @FUZZ
-    @given(names=st.lists(st.sampled_from(sorted(kinds)), min_size=2, max_size=5))
-    def run(names):
-        one_connection(server, kinds, names, pipelined=True)
+        one_connection(server, kinds, names, pipelined=pipelined)
 
     run()
     assert_good_lookup(server)

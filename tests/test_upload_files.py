@@ -30,11 +30,6 @@ MB = 1024 * KB
 BIG = 600 * KB  # over the 256 KiB kept in memory: written to upload_dir
 
 
-@pytest.fixture
-def upload_dir(tmp_path):
-    d = tmp_path / "uploads"
-    d.mkdir()
-    return d
 
 
 @pytest.fixture
