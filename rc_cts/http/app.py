@@ -10,6 +10,7 @@ from urllib.parse import unquote
 
 from cachetools import LRUCache
 
+from .access import UnknownTypes, log_answer
 from .auth import BasicAuth
 from .body import MultipartBody, body_for
 from ..config.settings import Settings
@@ -23,7 +24,6 @@ from .protocol import done_body, request_id, retry_body
 from ..store import LookupRecord, StoreError
 
 LOG = logging.getLogger(__name__)
-ACCESS = logging.getLogger("rc_cts.access")
 
 Respond = Callable[..., None]
 UNKNOWN_IDS_REMEMBERED = 4096
@@ -42,6 +42,7 @@ class ThreatServiceApp:
         self.auth = (BasicAuth(settings.auth_user or "", settings.auth_password or "")
                      if settings.auth_enabled else None)
         self._unknown_ids: LRUCache = LRUCache(maxsize=UNKNOWN_IDS_REMEMBERED)  # logged once each
+        self._unknown_types = UnknownTypes()
 
     # -- routing -------------------------------------------------------------------------------
     def _route(self, req: Request) -> Tuple[str, str, Optional[str]]:
@@ -50,7 +51,11 @@ class ThreatServiceApp:
         if path != self.urlbase and not path.startswith(self.urlbase + "/"):
             raise HttpError(404, f"no threat service at {req.path!r}; services are under {self.urlbase}/")
         parts = [p for p in path[len(self.urlbase):].split("/") if p]
-        rid = parts.pop() if req.method == "GET" and parts else None
+        rid = None
+        if req.method == "GET" and parts:
+            if path.endswith("/") or len(parts) == 1 or self._serves(parts) and not self._serves(parts[:-1]):
+                self._no_id(parts)
+            rid = parts.pop()
         if rid is not None and len(rid) > MAX_ID_LENGTH:
             raise HttpError(400, f"{rid[:40]!r}... is not a lookup id (at most {MAX_ID_LENGTH} characters)")
         if not parts:
@@ -59,6 +64,18 @@ class ThreatServiceApp:
         if not self.dispatcher.has_searchers(channel):
             raise HttpError(404, f"unknown threat service {'/'.join(parts)!r}: no searcher is installed for it")
         return "/".join(parts), channel, rid
+
+    def _serves(self, parts) -> bool:
+        return self.dispatcher.has_searchers(searcher_channel(*parts))
+
+    def _no_id(self, parts) -> None:
+        """A GET of ``<urlbase>/<service>``: 405 if the service exists (it takes OPTIONS and
+        POST; a GET needs the id a POST answered with), else the unknown service's 404."""
+        service = "/".join(parts)
+        if not self._serves(parts):
+            raise HttpError(404, f"unknown threat service {service!r}: no searcher is installed for it")
+        raise HttpError(405, f"GET needs a lookup id: GET {self.urlbase}/{service}/<id>, with the id a POST "
+                             f"to {self.urlbase}/{service} answered", {"Allow": "OPTIONS, POST"})
 
     def begin(self, req: Request):
         """Check the request as soon as its headers are in; return the body parser."""
@@ -79,9 +96,8 @@ class ThreatServiceApp:
     def handle(self, req: Request, respond: Respond) -> None:
         service, channel, rid = req.context["route"]
 
-        def answer(status: int, payload, headers=None) -> None:
-            ACCESS.info("%s %s %d %.1fms", req.method, req.path, status,
-                        (time.perf_counter() - req.context["t0"]) * 1000)
+        def answer(status: int, payload, headers=None, outcome=None) -> None:
+            log_answer(req, status, outcome)
             respond(status, payload, headers)
 
         if req.method == "OPTIONS":
@@ -106,7 +122,7 @@ class ThreatServiceApp:
                 if error is not None:
                     self._unavailable(answer, error)
                 elif record is not None and record.whole:
-                    answer(200, done_body(rid, record.hits))
+                    answer(200, done_body(rid, record.hits), outcome=record)
                 else:  # the dispatcher closes the file from here on, also if it raises
                     if record is not None and record.complete and not self._expired(record):
                         lookup = self.dispatcher.rerun_missing(record, channel, hand_over(), new_round=True)
@@ -117,12 +133,14 @@ class ThreatServiceApp:
                     self._answer_when_done(rid, record, lookup, self.settings.first_retry_secs, answer)
             except Exception:  # called back from the store's thread maybe: nobody above answers
                 LOG.exception("unhandled error answering POST %s", req.path)
-                answer(500, {"error": "internal server error"})
+                answer(500, {"error": "internal server error"}, outcome="error")
             finally:
                 release(hand_over())
 
         try:
             rid = request_id(service, artifact, file.sha256 if file is not None else None)
+            req.context["lookup"] = (rid, service, artifact["type"])
+            self._unknown_types.note(artifact["type"], service)
             running = self.dispatcher.active.get(rid)
             if running is not None:  # an identical lookup is running here: join it
                 release(hand_over())
@@ -134,6 +152,7 @@ class ThreatServiceApp:
             raise
 
     def _get(self, req: Request, service: str, channel: str, rid: str, answer: Respond) -> None:
+        req.context["lookup"] = (rid, service, "-")
         running = self.dispatcher.active.get(rid)
         if running is not None and running.record.service == service:
             self._answer_when_done(rid, None, running, self.settings.later_retry_secs, answer)
@@ -145,10 +164,10 @@ class ThreatServiceApp:
                 return
             if record is None or record.service != service:
                 self._unknown_id(rid, service)
-                answer(200, done_body(rid, []))
+                answer(200, done_body(rid, []), outcome="unknown-id hits=0")
                 return
             if record.whole:
-                answer(200, done_body(rid, record.hits))
+                answer(200, done_body(rid, record.hits), outcome=record)
                 return
             if record.complete:  # ended incomplete: this GET is one more poll
                 record = replace(record, polls=record.polls + 1)
@@ -156,7 +175,7 @@ class ThreatServiceApp:
                     LOG.warning("lookup %s still has no answer from %s after %d polls: answering with "
                                 "the hits found; a new POST runs them again", rid,
                                 ", ".join(sorted(record.missing)), record.polls)
-                    answer(200, done_body(rid, record.shown_hits))
+                    answer(200, done_body(rid, record.shown_hits), outcome=record)
                     return
                 lookup = self.dispatcher.rerun_missing(record, channel, None, new_round=False)
             else:  # pending elsewhere: take it over if its owner stopped renewing the lease
@@ -175,11 +194,12 @@ class ThreatServiceApp:
             if isinstance(ended, StoreError):
                 self._unavailable(answer, ended)
             elif ended is not None and ended.whole:
-                answer(200, done_body(rid, ended.hits))
+                answer(200, done_body(rid, ended.hits), outcome=ended)
             elif ended is not None:
-                answer(303, retry_body(rid, retry_secs, ended.shown_hits))
+                answer(303, retry_body(rid, retry_secs, ended.shown_hits), outcome=ended)
             else:
-                answer(303, retry_body(rid, retry_secs, self.dispatcher.pending_hits(rid)))
+                answer(303, retry_body(rid, retry_secs, self.dispatcher.pending_hits(rid)),
+                       outcome=lookup or "pending")
 
         if lookup is not None:
             self.dispatcher.wait(lookup, self.settings.sync_wait_secs, done)
@@ -203,4 +223,4 @@ class ThreatServiceApp:
     @staticmethod
     def _unavailable(answer: Respond, exc: StoreError) -> None:
         LOG.error("store unavailable: %s", exc)
-        answer(503, {"error": "the result store is unavailable; retry later"}, {"Retry-After": "5"})
+        answer(503, {"error": "the result store is unavailable; retry later"}, {"Retry-After": "5"}, outcome=exc)
