@@ -81,6 +81,8 @@ CHECK_ERRORS = [
      "error: [custom_threat_service] option 'workers' must be greater than 0"),
     ("log level", "[resilient]\nloglevel = verbose\n", 2,
      "error: [resilient] option 'loglevel': 'verbose' is not one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+    ("misspelt log option", "[resilient]\nhost = soar\nlog_level = DEBUG\n", 2,
+     "error: [resilient] option 'log_level': unknown option (did you mean 'loglevel'?)"),
     ("log format", "[resilient]\nlog_format = xml\n", 2,
      "error: [resilient] option 'log_format': 'xml' is not one of plain, json"),
     ("unreadable certfile", "[webserver]\nsecure = true\ncertfile = /no/such/cert.pem\n", 1,
@@ -115,6 +117,13 @@ def test_check_unknown_section_is_a_warning_with_did_you_mean(tmp_path):
             "(did you mean [feed_searcher]?)") in lines
     assert "warning: [other_app]: unknown section: no installed package declares it" in lines
     assert lines[-1] == "0 errors, 2 warnings"
+
+
+def test_check_resilient_section_belongs_to_resilient_circuits_too(tmp_path):
+    out = cli("check", "-c", write(tmp_path, "[resilient]\nhost = soar\norg = X\nstomp_prot = 1\nsome_plugin_option = x\n"))
+    assert out.returncode == 0, out.stdout
+    problems = [line for line in out.stdout.splitlines() if line.startswith(("error:", "warning:"))]
+    assert problems == ["warning: [resilient] option 'stomp_prot': unknown option (did you mean 'stomp_port'?)"]
 
 
 def test_check_lists_services_and_their_artifact_types(tmp_path):

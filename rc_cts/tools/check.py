@@ -133,13 +133,19 @@ def _section_problems(section: str, values: Mapping[str, Any], declared: Mapping
 
 
 def _resilient_section_problems(values: Mapping[str, Any]) -> List[Tuple[Problem, Optional[str]]]:
-    """Options of ours or resilient-circuits' pass; another is reported if it looks misspelt."""
-    known = (*options_of(RESILIENT_SECTION), *RESILIENT_OPTIONS)
+    """Options of ours or resilient-circuits' pass; another is reported only if it looks like a
+    misspelling: of one of our log options an error (it would be ignored), else a warning."""
+    ours = options_of(RESILIENT_SECTION)
     found: List[Tuple[Problem, Optional[str]]] = []
     for option in values:
-        hint = "" if option in known else _did_you_mean(option, known)
+        if option in ours or option in RESILIENT_OPTIONS:
+            continue
+        text = f"{where(option, RESILIENT_SECTION)}: unknown option"
+        hint = _did_you_mean(option, ours)
         if hint:
-            found.append((_warning(f"{where(option, RESILIENT_SECTION)}: unknown option{hint}"), option))
+            found.append((_error(text + hint), option))
+        elif _did_you_mean(option, RESILIENT_OPTIONS):
+            found.append((_warning(text + _did_you_mean(option, RESILIENT_OPTIONS)), option))
     return found
 
 
@@ -172,23 +178,30 @@ def _service_section_problems(section: str, values: Mapping[str, Any],
 # -- the host: files, store, searchers ----------------------------------------------------------
 def check_files(s: Settings) -> List[Problem]:
     """The certificate and key (when secure), the upload directory and the log file."""
-    problems = []
-    if s.secure:
-        problems += [_error(f"{where(name)}: cannot read {path!r}: {reason}", HOST)
-                     for name in ("certfile", "keyfile") for path in [getattr(s, name)] if path
-                     for reason in [_unreadable(path)] if reason]
-        if not problems and s.certfile:
-            try:
-                ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(s.certfile, s.keyfile)
-            except (ssl.SSLError, OSError) as exc:
-                problems.append(_error(f"{where('certfile')}: not a usable certificate and key: {exc}", HOST))
-    if s.upload_dir and os.path.isdir(os.path.expanduser(s.upload_dir)) \
-            and not os.access(os.path.expanduser(s.upload_dir), os.W_OK):
+    problems = _check_tls(s) if s.secure else []
+    upload_dir = os.path.expanduser(s.upload_dir) if s.upload_dir else None
+    if upload_dir and os.path.isdir(upload_dir) and not os.access(upload_dir, os.W_OK | os.X_OK):
         problems.append(_error(f"{where('upload_dir')}: {s.upload_dir!r} is not writable", HOST))
     path = log_path(s.logdir, s.logfile)
     if path is not None and not _writable(path):
-        problems.append(_error(f"{where('logdir' if s.logdir else 'logfile')}: cannot write the log file "
-                               f"{path!r}", HOST))
+        option = "logdir" if s.logdir else "logfile"
+        problems.append(_error(f"{where(option)}: cannot write the log file {path!r}", HOST))
+    return problems
+
+
+def _check_tls(s: Settings) -> List[Problem]:
+    """Both files readable, then loadable together, as the listener will load them."""
+    problems = []
+    for name in ("certfile", "keyfile"):
+        path = getattr(s, name)
+        reason = _unreadable(path) if path else None
+        if reason:
+            problems.append(_error(f"{where(name)}: cannot read {path!r}: {reason}", HOST))
+    if not problems and s.certfile:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(s.certfile, s.keyfile)
+        except (ssl.SSLError, OSError) as exc:
+            problems.append(_error(f"{where('certfile')}: not a usable certificate and key: {exc}", HOST))
     return problems
 
 
