@@ -5,7 +5,7 @@ import logging
 import os
 import time
 from dataclasses import replace
-from typing import Callable, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 from urllib.parse import unquote
 
 from cachetools import LRUCache
@@ -65,10 +65,10 @@ class ThreatServiceApp:
             raise HttpError(404, f"unknown threat service {'/'.join(parts)!r}: no searcher is installed for it")
         return "/".join(parts), channel, rid
 
-    def _serves(self, parts) -> bool:
+    def _serves(self, parts: List[str]) -> bool:
         return self.dispatcher.has_searchers(searcher_channel(*parts))
 
-    def _no_id(self, parts) -> None:
+    def _no_id(self, parts: List[str]) -> None:
         """A GET of ``<urlbase>/<service>``: 405 if the service exists (it takes OPTIONS and
         POST; a GET needs the id a POST answered with), else the unknown service's 404."""
         service = "/".join(parts)

@@ -8,7 +8,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, List, NoReturn, Optional
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple
 from urllib.parse import urlsplit
 
 from .. import __version__, logs
@@ -134,7 +134,7 @@ def _table(header: Optional[List[str]], rows: List[tuple], indent: str = "") -> 
         print(indent + "  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip())
 
 
-def _lookup_artifact(args: argparse.Namespace) -> tuple:
+def _lookup_artifact(args: argparse.Namespace) -> Tuple[Dict[str, Any], Optional[bytes]]:
     """The artifact and file bytes the command line names; UsageError for unusable ones."""
     try:
         value = json.loads(args.value) if args.value_json else args.value
@@ -196,7 +196,7 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     return 0 if ok and targets else 1
 
 
-def _in_process_targets(args: argparse.Namespace) -> tuple:
+def _in_process_targets(args: argparse.Namespace) -> Tuple[Any, List[Tuple[Any, str, str]]]:
     """The installed searchers served in this process, on a free port, with a memory store."""
     from ..runner import start_in_thread
     config = _load_config(args.config)
