@@ -33,9 +33,7 @@ def build(opts: Mapping[str, Any], searchers: Optional[Iterable[BaseComponent]] 
     """The component tree: the service, plus ``searchers`` or else every installed searcher."""
     errors: List[plugins.LoadError] = []
     if searchers is None:
-        classes, errors = plugins.discover()
-        searchers, create_errors = plugins.instantiate(classes, standalone_opts(opts))
-        errors += create_errors
+        _, searchers, errors = load_searchers(opts)
     root = Manager()
     service = CustomThreatService(opts).register(root)
     for searcher in searchers:
@@ -44,6 +42,15 @@ def build(opts: Mapping[str, Any], searchers: Optional[Iterable[BaseComponent]] 
     for error in errors:
         LOG.error("searcher not loaded: %s", error)
     return root, service, errors
+
+
+def load_searchers(opts: Mapping[str, Any]) -> Tuple[List[plugins.SearcherClass], List[BaseComponent],
+                                                     List[plugins.LoadError]]:
+    """Every installed searcher class, one instance of each made with ``opts``, and the
+    packages that failed to load or to create (``rc-cts check`` and ``run`` report them)."""
+    classes, errors = plugins.discover()
+    searchers, create_errors = plugins.instantiate(classes, standalone_opts(opts))
+    return classes, searchers, errors + create_errors
 
 
 class RunningService:

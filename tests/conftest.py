@@ -152,6 +152,15 @@ def legacy_searcher_path(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def original_searcher_path(tmp_path_factory) -> Path:
+    """The original-style searcher package alone (no ResilientComponent one, which needs SOAR)."""
+    target = tmp_path_factory.mktemp("original_site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                    "--no-build-isolation", "--target", str(target), str(DATA / "legacy_searcher")], check=True)
+    return target
+
+
+@pytest.fixture(scope="session")
 def certfile(tmp_path_factory):
     """A self-signed certificate and key for 127.0.0.1, in one PEM file."""
     import datetime

@@ -98,6 +98,7 @@ def test_config_create_and_update_write_the_sections(tmp_path):
 def test_app_config_sample_carries_the_same_sections():
     sample = (ROOT / "app.config.sample").read_text()
     assert config_sections.WEBSERVER in sample and config_sections.CUSTOM_THREAT_SERVICE in sample
+    assert config_sections.RESILIENT in sample  # standalone logging, with resilient-circuits' option names
 
 
 def test_resilient_circuits_list_names_the_components(tmp_path):

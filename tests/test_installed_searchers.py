@@ -23,8 +23,8 @@ prefix = from-config
 """
 
 
-def test_unmodified_original_style_package(run_cli, legacy_searcher_path):
-    proc = run_cli(CONFIG, pythonpath=[legacy_searcher_path])
+def test_unmodified_original_style_package(run_cli, original_searcher_path):
+    proc = run_cli(CONFIG, pythonpath=[original_searcher_path])
     assert "searcher LegacyExampleSearcher._lookup on legacy_example for every artifact type" in proc.log
     c = Client(proc.url + "/cts")
     r = c.post("legacy_example", {"type": "net.uri", "value": "http://bad.example"})
@@ -97,7 +97,7 @@ def test_missing_pkg_resources_names_the_fix(legacy_searcher_path):
     assert LEGACY_HINT in error
 
 
-def test_broken_plugin_does_not_stop_the_others(run_cli, legacy_searcher_path, tmp_path):
+def test_broken_plugin_does_not_stop_the_others(run_cli, original_searcher_path, tmp_path):
     broken = tmp_path / "broken_site"
     (broken / "broken_searcher").mkdir(parents=True)
     (broken / "broken_searcher" / "__init__.py").write_text("raise ImportError('no module named missing_dep')\n")
@@ -106,9 +106,14 @@ def test_broken_plugin_does_not_stop_the_others(run_cli, legacy_searcher_path, t
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-searcher\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(
         "[resilient.circuits.components]\nBroken = broken_searcher:Searcher\n")
-    proc = run_cli(CONFIG, pythonpath=[broken, legacy_searcher_path])
-    assert "searcher not loaded: Broken (broken-searcher): ImportError: no module named missing_dep" in proc.log
-    assert Client(proc.url + "/cts").post("legacy_example", {"type": "net.ip", "value": "1.1.1.1"}).status == 200
+    proc = run_cli(CONFIG, pythonpath=[broken, original_searcher_path], wait=False)
+    assert proc.proc.wait(60) == 1   # `rc-cts run` refuses to start with a package that does not load
+    assert ("cannot start: searcher Broken (broken-searcher) not loaded: ImportError: no module named "
+            "missing_dep") in proc.log
+    listed = subprocess.run([sys.executable, "-m", "rc_cts.tools.cli", "searchers"], capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(broken), str(original_searcher_path),
+                                                                             str(ROOT)])))
+    assert "legacy_example" in listed.stdout and "Broken (broken-searcher)" in listed.stdout
 
 
 def test_bad_config_value_is_named(run_cli):
@@ -125,14 +130,14 @@ def test_port_in_use_is_a_clear_error(run_cli):
     port = s.getsockname()[1]
     proc = run_cli(f"[webserver]\nserver = 127.0.0.1\nport = {port}\n", wait=False)
     assert proc.proc.wait(30) == 1
-    assert "cannot start" in proc.log and "Address already in use" in proc.log
+    assert f"cannot start: cannot listen on 127.0.0.1:{port}: Address already in use" in proc.log
     s.close()
 
 
-def test_sigterm_stops_the_service_promptly_even_with_catch_all_searchers(run_cli, legacy_searcher_path):
+def test_sigterm_stops_the_service_promptly_even_with_catch_all_searchers(run_cli, original_searcher_path):
     import signal
     import time
-    proc = run_cli(CONFIG, pythonpath=[legacy_searcher_path])
+    proc = run_cli(CONFIG, pythonpath=[original_searcher_path])
     assert "for every artifact type" in proc.log   # a catch-all searcher is loaded
     t0 = time.time()
     proc.proc.send_signal(signal.SIGTERM)

@@ -147,7 +147,8 @@ def test_sqlite_path_directory_that_cannot_be_made_names_the_option(tmp_path, ru
         SQLiteStore(str(path))
     proc = run_cli(f"[custom_threat_service]\nstore = sqlite\nsqlite_path = {path}\n", wait=False)
     assert proc.proc.wait(30) == 1
-    assert "cannot start: option 'sqlite_path'" in proc.log and "Traceback" not in proc.log
+    assert "cannot start: [custom_threat_service] option 'sqlite_path': cannot create the directory" in proc.log
+    assert "Traceback" not in proc.log
 
 
 def test_redis_url_password_is_not_logged():

@@ -136,4 +136,5 @@ def test_unusable_store_is_a_clean_start_error(run_cli, tmp_path):
     (tmp_path / "a_dir.sqlite3").mkdir()
     proc = run_cli(f"[custom_threat_service]\nstore = sqlite\nsqlite_path = {tmp_path / 'a_dir.sqlite3'}\n", wait=False)
     assert proc.proc.wait(30) == 1
-    assert "cannot start: cannot open the SQLite store" in proc.log and "Traceback" not in proc.log
+    assert "cannot start: [custom_threat_service] option 'sqlite_path': cannot open the SQLite store" in proc.log
+    assert "Traceback" not in proc.log

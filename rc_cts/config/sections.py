@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from .settings import CTS_SECTION, WEB_SECTION, Settings, section_of
+from .settings import CTS_SECTION, RESILIENT_SECTION, WEB_SECTION, Settings, section_of
 
 
 def _value(default: Any) -> str:
@@ -31,6 +31,9 @@ def section_text(section: str) -> str:
 
 WEBSERVER = section_text(WEB_SECTION)
 CUSTOM_THREAT_SERVICE = section_text(CTS_SECTION)
+# Not a configsection entry point: resilient-circuits writes [resilient] itself (with the same
+# log options, less log_format); app.config.sample carries it for standalone `rc-cts run`.
+RESILIENT = section_text(RESILIENT_SECTION)
 
 
 def webserver_section() -> str:

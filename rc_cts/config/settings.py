@@ -9,21 +9,42 @@ import configparser
 import os
 import re
 from dataclasses import dataclass, field, fields
-from typing import Any, Dict, Mapping, Optional, get_type_hints
+from typing import Any, Dict, List, Mapping, Optional, Tuple, get_type_hints
 
 from ..lookups.bulkhead import LIMIT_KINDS, SearcherLimits
 from ..lookups.quota import parse_rate_limit
 
 STORES = ("memory", "sqlite", "redis")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("plain", "json")
+MIN_LOG_BYTES = 100000  # resilient-circuits' floor for log_max_bytes (0 turns rotation off)
 WEB_SECTION = "webserver"
 CTS_SECTION = "custom_threat_service"
+RESILIENT_SECTION = "resilient"
 DEFAULT_CONFIG_PATH = os.path.join("~", ".resilient", "app.config")
 
 Opts = Dict[str, Dict[str, Any]]
 
 
 class ConfigError(ValueError):
-    """A config value that cannot be used; the message names the option."""
+    """A config value that cannot be used; the message names the section and option."""
+
+    def __init__(self, message: str, section: Optional[str] = None, option: Optional[str] = None):
+        super().__init__(message)
+        self.section = section
+        self.option = option
+
+
+def where(option: str, section: Optional[str] = None) -> str:
+    """``[section] option 'name'``: how every message about an option starts."""
+    section = section or section_of(option) or CTS_SECTION
+    return f"[{section}] option {option!r}"
+
+
+def option_error(option: str, text: str, section: Optional[str] = None) -> ConfigError:
+    """A ConfigError for ``option``; ``text`` follows its location (": ..." or " must ...")."""
+    section = section or section_of(option) or CTS_SECTION
+    return ConfigError(where(option, section) + text, section, option)
 
 
 def option(default: Any, help: str = "", example: Optional[str] = None) -> Any:
@@ -106,6 +127,20 @@ redis_url = $REDIS_URL (read from the environment).""")
     shutdown_grace_secs: float = option(10, """SIGTERM or SIGINT: stop accepting connections, cancel the calls still queued (their lookups
 stay pending in a sqlite or redis store, for the next start or another replica), wait up to
 shutdown_grace_secs for the calls running, then exit. A second signal exits at once.""")
+    # [resilient]: resilient-circuits' log options, which standalone `rc-cts run` follows too
+    loglevel: str = option("INFO", """Logging of standalone `rc-cts run`, with resilient-circuits' option names (under the
+resilient-circuits daemon, its own logging applies). loglevel: DEBUG, INFO, WARNING or ERROR
+(`rc-cts run --log-level` overrides it). INFO logs one line per request: for a lookup its id,
+service, artifact type, outcome and duration; artifact values are logged at DEBUG only.""")
+    log_format: str = option("plain", "plain, or json: one JSON object per line (time, level, logger, message, exc).")
+    logdir: Optional[str] = option(None, """The log goes to stderr, and to <logdir>/<logfile> as well when either is set (logfile alone
+may be a path; the defaults are the working directory and app.log; logdir is created if need
+be). The file rotates at log_max_bytes, keeping log_backup_count older files (<logfile>.1,
+.2...); either set to 0 never rotates it, as in resilient-circuits.""",
+                                   example="/var/log/rc-cts")
+    logfile: Optional[str] = option(None, example="app.log")
+    log_max_bytes: int = option(10000000)
+    log_backup_count: int = option(10)
     # [custom_threat_service.<service>] sections: one service's searcher limits
     service_limits: Dict[str, Dict[str, Any]] = field(default_factory=dict, compare=False)
 
@@ -139,26 +174,47 @@ shutdown_grace_secs for the calls running, then exit. A second signal exits at o
 _KINDS = {name: (str if hint == Optional[str] else hint)
           for name, hint in get_type_hints(Settings).items() if name != "service_limits"}
 WEB_OPTIONS = ("server", "port", "secure", "certfile", "keyfile")
+LOG_OPTIONS = ("loglevel", "log_format", "logdir", "logfile", "log_max_bytes", "log_backup_count")
+SECRET_WORDS = ("password", "secret", "token", "key", "pass")
 
 
 def section_of(name: str) -> Optional[str]:
     """The app.config section an option is read from (None: not an app.config option)."""
     if name not in _KINDS:
         return None
-    return WEB_SECTION if name in WEB_OPTIONS else CTS_SECTION
+    if name in WEB_OPTIONS:
+        return WEB_SECTION
+    return RESILIENT_SECTION if name in LOG_OPTIONS else CTS_SECTION
+
+
+def options_of(section: str) -> Tuple[str, ...]:
+    """The option table's options read from ``section``."""
+    return tuple(name for name in _KINDS if section_of(name) == section)
+
+
+def shown(option: str, value: Any) -> str:
+    """A value as messages show it: masked when the option's name says it is a secret."""
+    return "'***'" if any(word in option.lower() for word in SECRET_WORDS) else repr(value)
 _ENV_REF = re.compile(r"^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+def env_reference(value: str) -> Optional[str]:
+    """The variable a ``$NAME`` / ``${NAME}`` value names, or None for a plain value."""
+    m = _ENV_REF.match(value.strip())
+    return m.group(1) if m else None
+
+
 def _resolve_env(value: str) -> Optional[str]:
     """``$NAME`` / ``${NAME}`` values come from the environment, so secrets stay out of files
-    (resilient-circuits does the same for the daemon's config)."""
-    m = _ENV_REF.match(value.strip())
-    return os.environ.get(m.group(1)) if m else value
+    (resilient-circuits does the same for the daemon's config); None if it is unset, which
+    ``rc-cts check`` and ``run`` report as an error."""
+    name = env_reference(value)
+    return os.environ.get(name) if name else value
 
 
-def _convert(name: str, value: Any, default: Any, kind: type) -> Any:
+def _convert(name: str, value: Any, default: Any, kind: type, section: Optional[str] = None) -> Any:
     if value is None:
         return default
     try:
@@ -178,44 +234,73 @@ def _convert(name: str, value: Any, default: Any, kind: type) -> Any:
         text = str(value).strip()
         return text or default
     except ValueError:
-        raise ConfigError(f"option {name!r}: {value!r} is not a valid {kind.__name__}") from None
+        raise option_error(name, f": {shown(name, value)} is not a valid {kind.__name__}", section) from None
 
 
 def settings_from_opts(opts: Mapping[str, Mapping[str, Any]]) -> Settings:
-    """Build validated Settings from config sections; unknown options are ignored."""
-    values: Dict[str, Any] = {}
-    for f in fields(Settings):
-        if f.name in _KINDS:
-            section = opts.get(section_of(f.name) or CTS_SECTION) or {}
-            values[f.name] = _convert(f.name, section.get(f.name), f.default, _KINDS[f.name])
-    settings = Settings(**values, service_limits=service_limits_from_opts(opts))
-    _validate(settings)
+    """Build validated Settings from config sections; unknown options are ignored.  Raises
+    the first ConfigError; ``collect_settings`` gives them all."""
+    settings, errors = collect_settings(opts)
+    if errors:
+        raise errors[0]
     return settings
 
 
-def _validate(s: Settings) -> None:
-    positive = ("cache_size", "cache_ttl", "cache_max_mb", "workers", "max_queue", "call_timeout_secs", "max_body_mb",
-                "max_file_mb", "idle_timeout_secs", "header_timeout_secs", "request_timeout_secs", "max_buffered_mb",
-                "lookup_timeout_secs", "max_connections", "lease_secs")
-    for name in positive:
-        if getattr(s, name) <= 0:
-            raise ConfigError(f"option {name!r} must be greater than 0")
-    for name in ("first_retry_secs", "later_retry_secs", "sync_wait_secs", "shutdown_grace_secs",
-                 "incomplete_retry_secs", "max_retries"):
-        if getattr(s, name) < 0:
-            raise ConfigError(f"option {name!r} must not be negative")
+def collect_settings(opts: Mapping[str, Mapping[str, Any]]) -> Tuple[Settings, List[ConfigError]]:
+    """Settings and every ConfigError in ``opts``; an option with a bad value takes its default,
+    so that the options after it are checked too."""
+    values: Dict[str, Any] = {}
+    errors: List[ConfigError] = []
+    for f in fields(Settings):
+        if f.name in _KINDS:
+            section = opts.get(section_of(f.name) or CTS_SECTION) or {}
+            try:
+                values[f.name] = _convert(f.name, section.get(f.name), f.default, _KINDS[f.name])
+            except ConfigError as exc:
+                errors.append(exc)
+                values[f.name] = f.default
+    limits, limit_errors = collect_service_limits(opts)
+    settings = Settings(**values, service_limits=limits)
+    errors += limit_errors
+    errors += _validate(settings)
+    return settings, errors
+
+
+_POSITIVE = ("cache_size", "cache_ttl", "cache_max_mb", "workers", "max_queue", "call_timeout_secs", "max_body_mb",
+             "max_file_mb", "idle_timeout_secs", "header_timeout_secs", "request_timeout_secs", "max_buffered_mb",
+             "lookup_timeout_secs", "max_connections", "lease_secs")
+_NOT_NEGATIVE = ("first_retry_secs", "later_retry_secs", "sync_wait_secs", "shutdown_grace_secs",
+                 "incomplete_retry_secs", "max_retries", "log_backup_count")
+
+
+def _validate(s: Settings) -> List[ConfigError]:
+    errors = [option_error(name, " must be greater than 0") for name in _POSITIVE if getattr(s, name) <= 0]
+    errors += [option_error(name, " must not be negative") for name in _NOT_NEGATIVE if getattr(s, name) < 0]
     if not 0 <= s.port <= 65535:
-        raise ConfigError("option 'port' must be between 0 and 65535")
+        errors.append(option_error("port", " must be between 0 and 65535"))
     if s.secure and not s.certfile:
-        raise ConfigError("option 'secure' needs 'certfile' (a PEM file with the certificate)")
+        errors.append(option_error("secure", " needs 'certfile' (a PEM file with the certificate)"))
     if s.auth_user and not s.auth_password:
-        raise ConfigError("option 'auth_user' needs 'auth_password'")
+        errors.append(option_error("auth_user", " needs 'auth_password'"))
     if s.store not in STORES:
-        raise ConfigError(f"option 'store' must be one of {', '.join(STORES)}, not {s.store!r}")
+        errors.append(option_error("store", f" must be one of {', '.join(STORES)}, not {s.store!r}"))
     if s.upload_dir and not os.path.isdir(os.path.expanduser(s.upload_dir)):
-        raise ConfigError(f"option 'upload_dir': {s.upload_dir!r} is not a directory")
+        errors.append(option_error("upload_dir", f": {s.upload_dir!r} is not a directory"))
     if not s.urlbase.startswith("/"):
-        raise ConfigError("option 'urlbase' must start with '/'")
+        errors.append(option_error("urlbase", " must start with '/'"))
+    return errors + _validate_logging(s)
+
+
+def _validate_logging(s: Settings) -> List[ConfigError]:
+    """resilient-circuits' rules for its log options, and rc-cts's log_format."""
+    errors = []
+    if s.loglevel.upper() not in LOG_LEVELS:
+        errors.append(option_error("loglevel", f": {s.loglevel!r} is not one of {', '.join(LOG_LEVELS)}"))
+    if s.log_format.lower() not in LOG_FORMATS:
+        errors.append(option_error("log_format", f": {s.log_format!r} is not one of {', '.join(LOG_FORMATS)}"))
+    if s.log_max_bytes != 0 and s.log_max_bytes < MIN_LOG_BYTES:
+        errors.append(option_error("log_max_bytes", f" must be 0 (no rotation) or at least {MIN_LOG_BYTES}"))
+    return errors
 
 
 SERVICE_SECTION_PREFIX = CTS_SECTION + "."   # [custom_threat_service.<service>]: one service's limits
@@ -224,27 +309,48 @@ SERVICE_SECTION_PREFIX = CTS_SECTION + "."   # [custom_threat_service.<service>]
 def service_limits_from_opts(opts: Mapping[str, Any]) -> Dict[str, Dict[str, Any]]:
     """Per-service searcher limits from ``[custom_threat_service.<service>]`` sections, which
     override what the searcher classes declare; ConfigError names a bad option."""
+    overrides, errors = collect_service_limits(opts)
+    if errors:
+        raise errors[0]
+    return overrides
+
+
+def collect_service_limits(opts: Mapping[str, Any]) -> Tuple[Dict[str, Dict[str, Any]], List[ConfigError]]:
+    """The per-service limits, and every ConfigError in their sections."""
     overrides: Dict[str, Dict[str, Any]] = {}
+    errors: List[ConfigError] = []
     for section, values in opts.items():
         if not (isinstance(section, str) and section.startswith(SERVICE_SECTION_PREFIX)
                 and isinstance(values, Mapping)):
             continue
-        service = section[len(SERVICE_SECTION_PREFIX):].strip("/")
         limits: Dict[str, Any] = {}
         for name, value in values.items():
-            kind = LIMIT_KINDS.get(name)
-            if kind is None:
-                raise ConfigError(f"[{section}] option {name!r} is not one of {', '.join(LIMIT_KINDS)}")
-            limits[name] = _convert(f"[{section}] {name}", value, None, kind)
-            if kind is str:
-                try:
-                    parse_rate_limit(limits[name])
-                except ValueError as exc:
-                    raise ConfigError(f"[{section}] option {name!r}: {exc}") from None
-            elif not limits[name] > 0:
-                raise ConfigError(f"[{section}] option {name!r} must be greater than 0")
-        overrides[service] = limits
-    return overrides
+            try:
+                limit = _service_limit(section, name, value)
+            except ConfigError as exc:
+                errors.append(exc)
+                continue
+            if limit is not None:  # None: an unset $VAR, reported by `rc-cts check`
+                limits[name] = limit
+        overrides[section[len(SERVICE_SECTION_PREFIX):].strip("/")] = limits
+    return overrides, errors
+
+
+def _service_limit(section: str, name: str, value: Any) -> Any:
+    kind = LIMIT_KINDS.get(name)
+    if kind is None:
+        raise option_error(name, f" is not one of {', '.join(LIMIT_KINDS)}", section)
+    limit = _convert(name, value, None, kind, section)
+    if limit is None:
+        return None
+    if kind is str:
+        try:
+            parse_rate_limit(limit)
+        except ValueError as exc:
+            raise option_error(name, f": {exc}", section) from None
+    elif not limit > 0:
+        raise option_error(name, " must be greater than 0", section)
+    return limit
 
 
 def find_config_file(path: Optional[str] = None) -> Optional[str]:
@@ -260,16 +366,40 @@ def find_config_file(path: Optional[str] = None) -> Optional[str]:
     return default if os.path.exists(default) else None
 
 
-def read_config_file(path: str) -> Opts:
+@dataclass
+class ConfigFile:
+    """An app.config as read: ``opts`` as components get them, and each ``$VAR`` reference
+    whose variable is unset, as ``{(section, option): variable}``."""
+    path: str
+    opts: Opts
+    unset: Dict[Tuple[str, str], str] = field(default_factory=dict)
+
+
+def load_config_file(path: str) -> ConfigFile:
     """Read an app.config into ``{section: {option: value}}``, with the ``[resilient]``
-    options also at the top level, as resilient-circuits gives them to components."""
+    options also at the top level, as resilient-circuits gives them to components.  An
+    unset ``$VAR`` reads as None and is recorded in ``unset``."""
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with open(os.path.expanduser(path), encoding="utf-8") as fh:
             parser.read_file(fh)
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path!r}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path!r} is not UTF-8 text: {exc.reason}") from None
     except configparser.Error as exc:
-        raise ConfigError(f"config file {path!r}: {exc}") from None
-    opts: Opts = {name: {k: _resolve_env(v) for k, v in parser.items(name)} for name in parser.sections()}
-    return {**opts.get("resilient", {}), **opts}
+        raise ConfigError(f"config file {path!r}: " + " ".join(str(exc).split())) from None
+    opts: Opts = {}
+    unset: Dict[Tuple[str, str], str] = {}
+    for name in parser.sections():
+        opts[name] = {}
+        for key, raw in parser.items(name):
+            value = opts[name][key] = _resolve_env(raw)
+            if value is None:
+                unset[(name, key)] = env_reference(raw) or ""
+    return ConfigFile(path, {**opts.get(RESILIENT_SECTION, {}), **opts}, unset)
+
+
+def read_config_file(path: str) -> Opts:
+    """The ``opts`` of an app.config (see ``load_config_file``)."""
+    return load_config_file(path).opts

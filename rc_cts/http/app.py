@@ -6,11 +6,12 @@ import logging
 import os
 import time
 from dataclasses import replace
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 from urllib.parse import unquote
 
 from cachetools import LRUCache
 
+from .access import UnknownTypes, log_answer
 from .auth import BasicAuth
 from .body import MultipartBody, body_for
 from ..config.settings import Settings
@@ -25,7 +26,6 @@ from .protocol import done_body, request_id, retry_body
 from ..store import LookupRecord, StoreError
 
 LOG = logging.getLogger(__name__)
-ACCESS = logging.getLogger("rc_cts.access")
 
 Respond = Callable[..., None]
 UNKNOWN_IDS_REMEMBERED = 4096
@@ -52,6 +52,7 @@ class ThreatServiceApp:
         self.shutting_down = False  # set by the service, in the loop thread, when it starts to drain
         self.ops = OpsEndpoints(dispatcher, MetricsAccess(self.auth, settings.metrics_token),
                                 lambda: self.shutting_down)
+        self._unknown_types = UnknownTypes()
 
     # -- routing -------------------------------------------------------------------------------
     def _route(self, req: Request) -> Tuple[str, str, Optional[str]]:
@@ -60,7 +61,11 @@ class ThreatServiceApp:
         if path != self.urlbase and not path.startswith(self.urlbase + "/"):
             raise HttpError(404, f"no threat service at {req.path!r}; services are under {self.urlbase}/")
         parts = [p for p in path[len(self.urlbase):].split("/") if p]
-        rid = parts.pop() if req.method == "GET" and parts else None
+        rid = None
+        if req.method == "GET" and parts:
+            if path.endswith("/") or len(parts) == 1 or self._serves(parts) and not self._serves(parts[:-1]):
+                self._no_id(parts)
+            rid = parts.pop()
         if rid is not None and len(rid) > MAX_ID_LENGTH:
             raise HttpError(400, f"{rid[:40]!r}... is not a lookup id (at most {MAX_ID_LENGTH} characters)")
         if not parts:
@@ -69,6 +74,18 @@ class ThreatServiceApp:
         if not self.dispatcher.has_searchers(channel):
             raise HttpError(404, f"unknown threat service {'/'.join(parts)!r}: no searcher is installed for it")
         return "/".join(parts), channel, rid
+
+    def _serves(self, parts: List[str]) -> bool:
+        return self.dispatcher.has_searchers(searcher_channel(*parts))
+
+    def _no_id(self, parts: List[str]) -> None:
+        """A GET of ``<urlbase>/<service>``: 405 if the service exists (it takes OPTIONS and
+        POST; a GET needs the id a POST answered with), else the unknown service's 404."""
+        service = "/".join(parts)
+        if not self._serves(parts):
+            raise HttpError(404, f"unknown threat service {service!r}: no searcher is installed for it")
+        raise HttpError(405, f"GET needs a lookup id: GET {self.urlbase}/{service}/<id>, with the id a POST "
+                             f"to {self.urlbase}/{service} answered", {"Allow": "OPTIONS, POST"})
 
     def begin(self, req: Request):
         """Check the request as soon as its headers are in; return the body parser."""
@@ -100,9 +117,8 @@ class ThreatServiceApp:
             return
         service, channel, rid = req.context["route"]
 
-        def answer(status: int, payload, headers=None) -> None:
-            ACCESS.info("%s %s %d %.1fms", req.method, req.path, status,
-                        (time.perf_counter() - req.context["t0"]) * 1000)
+        def answer(status: int, payload, headers=None, outcome=None) -> None:
+            log_answer(req, status, outcome)
             self._count(req.method, status)
             respond(status, payload, headers)
 
@@ -138,7 +154,7 @@ class ThreatServiceApp:
                     self._unavailable(answer, error)
                 elif record is not None and record.whole:
                     self.posts_cached += 1
-                    answer(200, done_body(rid, record.hits))
+                    answer(200, done_body(rid, record.hits), outcome=record)
                 else:  # the dispatcher closes the file from here on, also if it raises
                     if record is not None and record.complete and not self._expired(record):
                         lookup = self.dispatcher.rerun_missing(record, channel, hand_over(), new_round=True)
@@ -149,12 +165,14 @@ class ThreatServiceApp:
                     self._answer_when_done(rid, record, lookup, self.settings.first_retry_secs, answer)
             except Exception:  # called back from the store's thread maybe: nobody above answers
                 LOG.exception("unhandled error answering POST %s", req.path)
-                answer(500, {"error": "internal server error"})
+                answer(500, {"error": "internal server error"}, outcome="error")
             finally:
                 release(hand_over())
 
         try:
             rid = request_id(service, artifact, file.sha256 if file is not None else None)
+            req.context["lookup"] = (rid, service, artifact["type"])
+            self._unknown_types.note(artifact["type"], service)
             running = self.dispatcher.active.get(rid)
             if running is not None:  # an identical lookup is running here: join it
                 release(hand_over())
@@ -166,6 +184,7 @@ class ThreatServiceApp:
             raise
 
     def _get(self, req: Request, service: str, channel: str, rid: str, answer: Respond) -> None:
+        req.context["lookup"] = (rid, service, "-")
         running = self.dispatcher.active.get(rid)
         if running is not None and running.record.service == service:
             self._answer_when_done(rid, None, running, self.settings.later_retry_secs, answer)
@@ -177,10 +196,10 @@ class ThreatServiceApp:
                 return
             if record is None or record.service != service:
                 self._unknown_id(rid, service)
-                answer(200, done_body(rid, []))
+                answer(200, done_body(rid, []), outcome="unknown-id hits=0")
                 return
             if record.whole:
-                answer(200, done_body(rid, record.hits))
+                answer(200, done_body(rid, record.hits), outcome=record)
                 return
             if record.complete:  # ended incomplete: this GET is one more poll
                 record = replace(record, polls=record.polls + 1)
@@ -188,7 +207,7 @@ class ThreatServiceApp:
                     LOG.warning("lookup %s still has no answer from %s after %d polls: answering with "
                                 "the hits found; a new POST runs them again", rid,
                                 ", ".join(sorted(record.missing)), record.polls)
-                    answer(200, done_body(rid, record.shown_hits))
+                    answer(200, done_body(rid, record.shown_hits), outcome=record)
                     return
                 lookup = self.dispatcher.rerun_missing(record, channel, None, new_round=False)
             else:  # pending elsewhere: take it over if its owner stopped renewing the lease
@@ -207,11 +226,12 @@ class ThreatServiceApp:
             if isinstance(ended, StoreError):
                 self._unavailable(answer, ended)
             elif ended is not None and ended.whole:
-                answer(200, done_body(rid, ended.hits))
+                answer(200, done_body(rid, ended.hits), outcome=ended)
             elif ended is not None:
-                answer(303, retry_body(rid, retry_secs, ended.shown_hits))
+                answer(303, retry_body(rid, retry_secs, ended.shown_hits), outcome=ended)
             else:
-                answer(303, retry_body(rid, retry_secs, self.dispatcher.pending_hits(rid)))
+                answer(303, retry_body(rid, retry_secs, self.dispatcher.pending_hits(rid)),
+                       outcome=lookup or "pending")
 
         if lookup is not None:
             self.dispatcher.wait(lookup, self.settings.sync_wait_secs, done)
@@ -235,4 +255,4 @@ class ThreatServiceApp:
     @staticmethod
     def _unavailable(answer: Respond, exc: StoreError) -> None:
         LOG.error("store unavailable: %s", exc)
-        answer(503, {"error": "the result store is unavailable; retry later"}, {"Retry-After": "5"})
+        answer(503, {"error": "the result store is unavailable; retry later"}, {"Retry-After": "5"}, outcome=exc)

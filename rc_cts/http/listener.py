@@ -32,7 +32,10 @@ class Listener:
         if certfile:  # a bad certificate fails at start, not per client
             self.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             self.tls.load_cert_chain(certfile, keyfile)
-        self.sock: Optional[socket.socket] = socket.create_server(bind, backlog=BACKLOG)
+        try:
+            self.sock: Optional[socket.socket] = socket.create_server(bind, backlog=BACKLOG)
+        except OSError as exc:  # name what could not be bound: the CLI shows this line alone
+            raise OSError(exc.errno, f"cannot listen on {bind[0]}:{bind[1]}: {exc.strerror or exc}") from None
         self.sock.setblocking(False)
         self.host, self.port = self.sock.getsockname()[:2]
 

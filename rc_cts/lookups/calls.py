@@ -67,7 +67,7 @@ async def call_async_searcher(fn: Callable, name: str, event: Any, pass_event: b
 
 def _failed(exc: Exception, hits: List[dict], name: str, event: Any) -> Outcome:
     if isinstance(exc, ThreatLookupIncompleteException):
-        LOG.info("searcher %s: lookup %s incomplete (%s); it will be asked again",
+        LOG.debug("searcher %s: lookup %s incomplete (%s); it will be asked again",
                  name, event.request_id, exc)
         return Outcome(INCOMPLETE, hits)
     LOG.error("searcher %s failed on %s lookup %s", name, event.name, event.request_id,

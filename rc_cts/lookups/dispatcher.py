@@ -19,6 +19,7 @@ from circuits import BaseComponent, handler
 from ..config.settings import Settings
 from ..http.files import ArtifactFile, release
 from ..hits import searcher_channel, service_of
+from ..http.access import describe
 from ..scheduler import Scheduler
 from ..store import LookupRecord, StoreError
 from .async_loop import AsyncLoop
@@ -124,8 +125,8 @@ class Dispatcher(BaseComponent):
                         "it): %s not run without it, left missing until a POST brings the file",
                         lookup.id, ", ".join(left))
         lookup.starting = False  # only now: a call that ends at once must not end the lookup early
-        if not lookup.jobs:
-            LOG.info("no searcher on %s handles %s", service_of(lookup.channel), lookup.event.name)
+        if not lookup.jobs:  # its access line says: whole, no hits
+            LOG.debug("no searcher on %s handles %s", service_of(lookup.channel), lookup.event.name)
         self._progress(lookup, changed=False)
 
     def rerun_missing(self, record: LookupRecord, channel: str, file: Optional[ArtifactFile],
@@ -219,12 +220,11 @@ class Dispatcher(BaseComponent):
         self.results.save(record)
         if record.missing:
             self.lookups_incomplete += 1
-            LOG.info("lookup %s %s incomplete: %d hits, none yet from %s", lookup.id,
-                     record.artifact["type"], len(record.shown_hits), ", ".join(sorted(record.missing)))
-        else:  # the access log line says it at INFO: one line per lookup
+        else:
             self.lookups_whole += 1
-            LOG.debug("lookup %s %s done: %d hits", lookup.id, record.artifact["type"], len(record.hits))
-        LOG.debug("lookup %s value %r", lookup.id, str(record.artifact["value"])[:80])
+        if LOG.isEnabledFor(logging.DEBUG):  # at INFO, the access line of each request says how it ended
+            LOG.debug("lookup %s %s ended: %s; value %r", lookup.id, record.artifact["type"],
+                      describe(record), str(record.artifact["value"])[:80])
         lookup.final = record
         lookup.tell(record)
 

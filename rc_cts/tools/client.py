@@ -8,7 +8,7 @@ import http.client
 import json
 import time
 import uuid
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 from urllib.parse import urlsplit
 
 
@@ -94,13 +94,18 @@ class Client:
         return self.request("GET", self._path(service, rid))
 
     def lookup(self, service: str, artifact: Any, file_bytes: Optional[bytes] = None,
-               poll_secs: Optional[float] = 0.05, max_polls: int = 400) -> Tuple[Response, int]:
+               poll_secs: Optional[float] = 0.05, max_polls: int = 400,
+               on_poll: Optional[Callable[[Response, float], None]] = None) -> Tuple[Response, int]:
         """POST, then GET while the answer is 303.  ``poll_secs`` is the wait between polls;
-        ``None`` waits as the platform does, ``retry_secs`` capped at 5 s."""
+        ``None`` waits as the platform does, ``retry_secs`` capped at 5 s.  ``on_poll(response,
+        wait)`` is called with each 303 (its hits so far) before that wait."""
         r = self.post(service, artifact, file_bytes)
         polls = 0
         while r.status == 303 and polls < max_polls:
-            time.sleep(poll_secs if poll_secs is not None else min(float(r.json.get("retry_secs", 5)), 5.0))
+            wait = poll_secs if poll_secs is not None else min(float(r.json.get("retry_secs", 5)), 5.0)
+            if on_poll is not None:
+                on_poll(r, wait)
+            time.sleep(wait)
             r = self.get(service, r.json["id"])
             polls += 1
         return r, polls

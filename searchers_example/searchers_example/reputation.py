@@ -93,7 +93,7 @@ class ReputationSearcher(BaseComponent):
                 reason = f"HTTP {response.status_code}"
                 delay = max(delay, _retry_after(response.headers.get("Retry-After")))
             if attempt < self.max_attempts:
-                LOG.info("reputation API %s for %s %s; retrying in %.1fs", reason, kind, value, delay)
+                LOG.info("reputation API %s for a %s lookup; retrying in %.1fs", reason, kind, delay)  # no value at INFO
                 time.sleep(delay)
         raise ThreatLookupIncompleteException(f"reputation API: {reason} after {self.max_attempts} attempts")
 
