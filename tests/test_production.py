@@ -394,6 +394,7 @@ def test_lookup_shows_progress_and_json_prints_only_the_answer(start_service):
     assert result["status"] == 200 and result["body"]["hits"]
     progress = [line for line in out.stderr.splitlines() if "303" in line]
     assert progress and "0 hits so far" in progress[0] and "asking again in 0.2 s" in progress[0], out.stderr
+    assert "waiting for SleepSearcher" in progress[0], out.stderr  # from the 303's X-Pending-Searchers
     table = cli("lookup", "--url", f"{svc.url}/slow", "net.name", "sleep:0.71")
     assert "303" in table.stderr and "200, 1 hit" in table.stdout
 

@@ -228,10 +228,11 @@ class ThreatServiceApp:
             elif ended is not None and ended.whole:
                 answer(200, done_body(rid, ended.hits), outcome=ended)
             elif ended is not None:
-                answer(303, retry_body(rid, retry_secs, ended.shown_hits), outcome=ended)
+                answer(303, retry_body(rid, retry_secs, ended.shown_hits), pending_header(sorted(ended.missing)),
+                       outcome=ended)
             else:
                 answer(303, retry_body(rid, retry_secs, self.dispatcher.pending_hits(rid)),
-                       outcome=lookup or "pending")
+                       pending_header(self.dispatcher.pending_searchers(rid)), outcome=lookup or "pending")
 
         if lookup is not None:
             self.dispatcher.wait(lookup, self.settings.sync_wait_secs, done)
@@ -256,3 +257,12 @@ class ThreatServiceApp:
     def _unavailable(answer: Respond, exc: StoreError) -> None:
         LOG.error("store unavailable: %s", exc)
         answer(503, {"error": "the result store is unavailable; retry later"}, {"Retry-After": "5"}, outcome=exc)
+
+
+PENDING_HEADER = "X-Pending-Searchers"
+
+
+def pending_header(labels: List[str]) -> Dict[str, str]:
+    """A 303's searchers still to answer, for ``rc-cts lookup --url``'s progress: a header,
+    since the protocol's body has no place for it (the platform ignores headers it does not know)."""
+    return {PENDING_HEADER: ", ".join(labels)} if labels else {}

@@ -24,7 +24,7 @@ from ..scheduler import Scheduler
 from ..store import LookupRecord, StoreError
 from .async_loop import AsyncLoop
 from .bulkhead import Bulkhead, SearcherLimits
-from .calls import DEFERRED, INCOMPLETE, Outcome, call_async_searcher, call_searcher
+from .calls import DEFERRED, DONE, INCOMPLETE, Outcome, call_async_searcher, call_searcher
 from .quota import NO_QUOTA, parse_rate_limit
 from .registry import SearcherRegistry
 from .results import Results
@@ -247,6 +247,11 @@ class Dispatcher(BaseComponent):
 
         entry.append((waiter, self.scheduler.call_later(timeout, expired)))
         lookup.waiters.append(entry[0])
+
+    def pending_searchers(self, rid: str) -> List[str]:
+        """The searchers of a lookup running here that have not answered in full yet."""
+        lookup = self.active.get(rid)
+        return sorted({job.handler.label for job in lookup.jobs if job.status != DONE}) if lookup is not None else []
 
     def pending_hits(self, rid: str) -> List[dict]:
         lookup = self.active.get(rid)

@@ -231,15 +231,16 @@ def _pending_searchers(running: Any) -> Callable[[str], List[str]]:
 
 
 def _progress(url: str, t0: float, waiting_for: Callable[[str], List[str]]) -> Callable[[Any, float], None]:
-    """One stderr line per 303: the hits so far and, in this process, whom it waits for (the
-    protocol's 303 carries no more); stdout keeps the answer alone (--json)."""
+    """One stderr line per 303: the hits so far and whom it waits for (in this process, or from
+    the service's X-Pending-Searchers header); stdout keeps the answer alone (--json)."""
     def show(response: Any, wait: float) -> None:
         try:
             body = response.json
             hits, rid = len(body.get("hits") or []), str(body.get("id"))
         except (ValueError, AttributeError):
             hits, rid = 0, ""
-        pending = waiting_for(rid)
+        pending = waiting_for(rid) or [label.strip() for label in
+                                        response.headers.get("x-pending-searchers", "").split(",") if label.strip()]
         print(f"{url}: 303 after {time.perf_counter() - t0:.1f} s, {hits} hit{'' if hits == 1 else 's'} so far"
               f"{'; waiting for ' + ', '.join(pending) if pending else ''}; asking again in {wait:g} s",
               file=sys.stderr, flush=True)
