@@ -34,7 +34,7 @@ setup(
         "legacy": ["setuptools>=40,<82"],
         "test": ["pytest>=7.0", "pytest-timeout>=2.1", "requests-mock>=1.9", "wheel>=0.38",
                  "cryptography>=44.0.1", "sphinx>=5.0", "pytest-resilient-circuits>=51.0.0", "mypy>=1.10", "types-cachetools>=5.0",
-                 "hypothesis>=6.100"],
+                 "hypothesis>=6.100", "build>=1.0"],
         # The docs: sphinx-build -W -b html docs docs/_build
         "docs": ["sphinx>=5.0"],
         # benchmarks/: the aiohttp service that is the cost floor in ../shared/bench
