@@ -16,7 +16,7 @@ from typing import List, Optional
 
 PLAIN_FORMAT = "%(asctime)s %(levelname)s [%(name)s] %(message)s"
 DEFAULT_LOGFILE = "app.log"  # resilient-circuits' default name
-_URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]*:)[^@\s]+@")
+_URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]*:)[^\s/]*@")  # up to the netloc's last @
 
 
 class JsonFormatter(logging.Formatter):
@@ -40,17 +40,17 @@ def mask_secrets(text: str) -> str:
     return _URL_PASSWORD.sub(r"\1***@", text) if "@" in text else text
 
 
-class MaskSecrets(logging.Filter):
-    """Masks passwords in URLs (a redis_url in an exception's text, say) before any handler
-    writes the record; records without an ``@`` cost one substring test."""
+class MaskSecrets(logging.Formatter):
+    """Masks passwords in URLs in the whole formatted record, message and traceback alike (a
+    redis_url in an exception's text, say); a line without an ``@`` costs one substring test.
+    A formatter, not a filter: a record that cannot be formatted is the handler's to report."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "@" in message:
-            masked = mask_secrets(message)
-            if masked != message:
-                record.msg, record.args = masked, None
-        return True
+    def __init__(self, inner: logging.Formatter):
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_secrets(self.inner.format(record))
 
 
 def _formatter(log_format: str) -> logging.Formatter:
@@ -84,7 +84,6 @@ def configure(level: str, log_format: str = "plain", handlers: Optional[List[log
             old.close()
     formatter = _formatter(log_format)
     for handler in [logging.StreamHandler(sys.stderr), *(handlers or [])]:
-        handler.setFormatter(formatter)
-        handler.addFilter(MaskSecrets())
+        handler.setFormatter(MaskSecrets(formatter))
         root.addHandler(handler)
     root.setLevel(level.upper())

@@ -282,6 +282,8 @@ def _validate(s: Settings) -> List[ConfigError]:
         errors.append(option_error("secure", " needs 'certfile' (a PEM file with the certificate)"))
     if s.auth_user and not s.auth_password:
         errors.append(option_error("auth_user", " needs 'auth_password'"))
+    if s.auth_password and not s.auth_user:  # else the service would run with no auth at all
+        errors.append(option_error("auth_password", " needs 'auth_user'"))
     if s.store not in STORES:
         errors.append(option_error("store", f" must be one of {', '.join(STORES)}, not {s.store!r}"))
     if s.upload_dir and not os.path.isdir(os.path.expanduser(s.upload_dir)):

@@ -38,7 +38,7 @@ def log_answer(req: Any, status: int, outcome: Outcome = None) -> None:
     if isinstance(record, LookupRecord):
         rid, service, kind = record.id, record.service, str(record.artifact.get("type"))
     ACCESS.info("%s %s %d %.1fms lookup=%s service=%s type=%s outcome=%s", req.method, req.path, status, ms,
-                rid, service, printable(kind), describe(outcome))
+                printable(rid), printable(service), printable(kind), describe(outcome))
 
 
 def describe(outcome: Outcome) -> str:

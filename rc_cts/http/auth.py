@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 from typing import Optional
 
@@ -31,7 +32,8 @@ class BasicAuth:
             raise HttpError(401, "malformed Basic credentials", CHALLENGE) from None
         user, sep, password = decoded.partition(b":")
         # Compare both parts always, so timing tells nothing about which one was wrong.
-        ok_user = hmac.compare_digest(user, self._user)
-        ok_password = hmac.compare_digest(password, self._password)
+        # Digests, so the lengths tell nothing either.
+        ok_user = hmac.compare_digest(hashlib.sha256(user).digest(), hashlib.sha256(self._user).digest())
+        ok_password = hmac.compare_digest(hashlib.sha256(password).digest(), hashlib.sha256(self._password).digest())
         if not (sep and ok_user and ok_password):
             raise HttpError(401, "wrong user name or password", CHALLENGE)

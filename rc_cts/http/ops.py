@@ -95,7 +95,10 @@ class OpsEndpoints:
         elif req.path == READYZ:
             self._readyz(req, answer)
         else:
-            encoder, content_type = choose_encoder(req.headers.get("accept", ""))
+            try:
+                encoder, content_type = choose_encoder(req.headers.get("accept", ""))
+            except (TypeError, ValueError):  # an Accept it cannot read: the plain text format
+                encoder, content_type = choose_encoder("")
             answer(200, RawBody(encoder(self.registry), content_type))
 
     def _readyz(self, req: Request, answer: Respond) -> None:

@@ -11,7 +11,7 @@ import os
 import socket
 import time
 import uuid
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, List, Optional
 
 from ..scheduler import Scheduler
 from ..store import LookupRecord, StoreError
@@ -35,6 +35,7 @@ class Results:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.kept: Dict[str, LookupRecord] = {}  # ended here, not confirmed in the store yet
         self._retrying = False
+        self._ping_waiters: List[Callable[[Optional[StoreError]], None]] = []  # a ping is out
 
     @property
     def resumable(self) -> bool:
@@ -50,8 +51,19 @@ class Results:
 
     def ping(self, on_result: Callable[[Optional[StoreError]], None]) -> None:
         """For /readyz: ``on_result(None)`` if the store answers a ping within the gate's
-        deadline, else ``on_result(StoreError)``; the loop never waits on it."""
-        self.gate.call(lambda store: store.ping(), lambda _value, error: on_result(error))
+        deadline, else ``on_result(StoreError)``; the loop never waits on it.  One ping at a
+        time, its answer shared by every probe that came meanwhile: a flood of probes (they
+        need no credentials) must not fill the store gate's queue ahead of the lookups."""
+        if self._ping_waiters:
+            self._ping_waiters.append(on_result)
+            return
+        self._ping_waiters = [on_result]
+
+        def done(_value: object, error: Optional[StoreError]) -> None:
+            waiters, self._ping_waiters = self._ping_waiters, []
+            for waiter in waiters:
+                waiter(error)
+        self.gate.call(lambda store: store.ping(), done)
 
     def claim(self, pending: Callable[[], LookupRecord],
               on_claim: Callable[[bool, Optional[StoreError]], None]) -> None:

@@ -66,13 +66,17 @@ class RedisStore(Store):
     """Records expire with ``ttl``; pending ids are kept in a sorted set for takeover."""
 
     def __init__(self, url: str, ttl: float = 600, prefix: str = "rc_cts:"):
-        self.url = safe_url(url)
+        try:
+            self.url = safe_url(url)
+            self._redis = redis.Redis.from_url(
+                url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, decode_responses=True,
+                retry=Retry(NoBackoff(), 0), health_check_interval=10)
+        except ValueError as exc:  # a malformed URL: said without the URL, which may hold a password
+            raise StoreError("redis_url is not usable: a malformed URL, or a scheme other than "
+                             "redis://, rediss:// or unix://") from exc
         self.ttl_ms = int(ttl * 1000)
         self.prefix = prefix
         self._pending = prefix + "pending"
-        self._redis = redis.Redis.from_url(
-            url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, decode_responses=True,
-            retry=Retry(NoBackoff(), 0), health_check_interval=10)
         self._lease = self._redis.register_script(LEASE)
         self._release = self._redis.register_script(RELEASE)
         self._quota = self._redis.register_script(QUOTA)
