@@ -272,9 +272,10 @@ class HttpServer(BaseComponent):
             self._set_state(conn, ConnState.HEAD)
             conn.request_started = conn.last_activity
         conn.h11.receive_data(data)
-        if len(conn.h11.trailing_data[0]) > MAX_PIPELINED_BYTES:
-            conn.transport.pause_reading()  # resumed once h11 needs data again
         if conn.state is ConnState.ANSWERING or conn.write_blocked or conn.scheduled:
+            # not parsed now: bound what waits (h11's trailing_data copies its buffer, so only here)
+            if len(conn.h11.trailing_data[0]) > MAX_PIPELINED_BYTES:
+                conn.transport.pause_reading()  # resumed once h11 needs data again
             return
         self._process(conn)
 

@@ -251,7 +251,8 @@ class Dispatcher(BaseComponent):
     def pending_searchers(self, rid: str) -> List[str]:
         """The searchers of a lookup running here that have not answered in full yet."""
         lookup = self.active.get(rid)
-        return sorted({job.handler.label for job in lookup.jobs if job.status != DONE}) if lookup is not None else []
+        jobs = list(lookup.jobs) if lookup is not None else []  # a copy: rc-cts lookup reads it from its thread
+        return sorted({job.handler.label for job in jobs if job.status != DONE})
 
     def pending_hits(self, rid: str) -> List[dict]:
         lookup = self.active.get(rid)

@@ -219,15 +219,9 @@ def _in_process_targets(args: argparse.Namespace) -> Tuple[Any, List[Tuple[Any, 
 
 
 def _pending_searchers(running: Any) -> Callable[[str], List[str]]:
-    """For lookups run in this process: the searchers a lookup still waits for.  Read from
-    this thread while the engine's runs: a copy of the job list, a glance at each status."""
-    from ..lookups.calls import DONE
-
-    def waiting_for(rid: str) -> List[str]:
-        lookup = running.service.dispatcher.active.get(rid)
-        jobs = list(lookup.jobs) if lookup is not None else []
-        return sorted(job.handler.label for job in jobs if job.status != DONE)
-    return waiting_for
+    """For lookups run in this process: the searchers a lookup still waits for (read from this
+    thread while the engine's runs: a lookup's jobs are all added when it starts)."""
+    return running.service.dispatcher.pending_searchers
 
 
 def _progress(url: str, t0: float, waiting_for: Callable[[str], List[str]]) -> Callable[[Any, float], None]:
