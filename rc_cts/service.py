@@ -10,12 +10,13 @@ from ``opts`` alone, so the runner and the daemon create it the same way.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import threading
 import time
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 from circuits import BaseComponent, Manager, handler
 from circuits.core.events import registered
@@ -33,6 +34,23 @@ from .http.app import ThreatServiceApp
 from .metrics import ServiceCollector, service_registry
 
 LOG = logging.getLogger(__name__)
+_SHUTDOWN_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _signals_left_to_the_main_thread() -> Iterator[None]:
+    """Threads started inside inherit a mask without SIGINT and SIGTERM, so the kernel delivers
+    those to the main thread, where Python runs signal handlers: one landing on a thread blocked
+    in epoll (the engine) or a wait stays unseen until the main thread next runs Python (circuits'
+    idle wait lasts up to 10,000 s)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _SHUTDOWN_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 class CustomThreatService(BaseComponent):
@@ -94,7 +112,8 @@ class CustomThreatService(BaseComponent):
             LOG.warning("no searchers are installed: every service name will answer 404")
         for channel in channels:
             LOG.info("serving %s/%s", self.url, service_of(channel))
-        self.engine.start()
+        with _signals_left_to_the_main_thread():  # the engine's threads, and the threads they start
+            self.engine.start()
 
     @handler("Connected", channel="*")
     def _on_stomp_connected(self, *args, **kwargs) -> None:
@@ -115,7 +134,8 @@ class CustomThreatService(BaseComponent):
         self._stopping = True
         LOG.info("stopping on signal %d: no new connections, queued calls cancelled, up to %ss "
                  "for the calls running", signo, self.settings.shutdown_grace_secs)
-        threading.Thread(target=self._shut_down, name="rc-cts-shutdown", daemon=True).start()
+        with _signals_left_to_the_main_thread():  # the second signal must reach the main thread too
+            threading.Thread(target=self._shut_down, name="rc-cts-shutdown", daemon=True).start()
 
     def _shut_down(self) -> None:
         self._drain(self.settings.shutdown_grace_secs)

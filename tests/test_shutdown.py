@@ -5,6 +5,7 @@ import re
 import signal
 import sqlite3
 import time
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 from rc_cts.tools.client import Client
@@ -69,3 +70,21 @@ def test_a_second_signal_exits_at_once(run_cli, tmp_path):
     elapsed = exit_time(p.proc, signal.SIGINT)
     assert elapsed < 1 and p.proc.returncode == 128 + signal.SIGINT
     assert "signal 2 again: exiting now" in p.log
+
+
+def test_only_the_main_thread_takes_shutdown_signals(run_cli, tmp_path):
+    """The kernel gives a process's signal to any thread that does not block it; Python runs the
+    handler in the main thread only, so a SIGTERM landing on the engine (blocked in epoll) would
+    wait unseen. Every thread but the main one blocks SIGINT and SIGTERM."""
+    p = run_cli(config(tmp_path), module="tests.serve")
+    post_many(p.url, 4, 2)  # worker threads exist too
+    wanted = (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1))
+    masks = {}
+    for task in Path(f"/proc/{p.proc.pid}/task").iterdir():
+        status = (task / "status").read_text()
+        masks[int(task.name)] = int(re.search(r"^SigBlk:\s*([0-9a-f]+)", status, re.M).group(1), 16)
+    assert len(masks) > 2
+    assert masks.pop(p.proc.pid) & wanted == 0
+    assert all(mask & wanted == wanted for mask in masks.values()), masks
+    p.proc.send_signal(signal.SIGTERM)
+    p.proc.wait(30)
