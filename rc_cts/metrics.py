@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
+from .lookups.breaker import GAUGE as BREAKER_GAUGE
 from .lookups.bulkhead import LATENCY_BUCKETS
 
 if TYPE_CHECKING:
@@ -98,6 +99,22 @@ class ServiceCollector(Collector):
                           "its timeout (at most max_abandoned).")
         latency = HistogramMetricFamily("rc_cts_searcher_call_duration_seconds", "How long calls "
                                         "took (a timed-out one counts its timeout).", labels=SEARCHER)
+        skipped = counter("rc_cts_searcher_breaker_skipped", "Calls not made because the "
+                          "searcher's circuit breaker was open (their lookups ended incomplete).")
+        breaker = gauge("rc_cts_searcher_breaker_state", "The searcher's circuit breaker: 0 closed, "
+                        "1 half-open (one probe call), 2 open (not called).")
+        trips = counter("rc_cts_searcher_breaker_trips", "Times the breaker opened.")
+        paused = gauge("rc_cts_searcher_quota_paused_seconds", "Seconds until the searcher's quota "
+                       "lets calls start again (0: not paused).")
+        quota_left = GaugeMetricFamily("rc_cts_searcher_quota_remaining", "Calls left in each "
+                                       "rate_limit window (a quota shared through Redis: as of this "
+                                       "process's last call).", labels=[*SEARCHER, "window"])
+        cache_hits = counter("rc_cts_searcher_cache_hits", "Answers taken fresh from the "
+                             "per-searcher cache: no call made.")
+        cache_stale = counter("rc_cts_searcher_cache_stale", "Stale answers served (within "
+                              "stale_secs) and refreshed in the background.")
+        cache_misses = counter("rc_cts_searcher_cache_misses", "Lookups with no usable cached "
+                               "answer for the searcher: it was called.")
         bounds = [floatToGoString(b) for b in LATENCY_BUCKETS] + ["+Inf"]
         for searcher in self.dispatcher.registry.searchers():
             labels = [searcher.service, searcher.name]
@@ -112,7 +129,17 @@ class ServiceCollector(Collector):
             abandoned.add_metric(labels, bulkhead.abandoned)
             latency.add_metric(labels, list(zip(bounds, accumulate(stats.latency_counts))),
                                stats.latency_sum)
-        yield from (calls, failures, timeouts, deferrals, in_flight, queued, abandoned, latency)
+            skipped.add_metric(labels, stats.skipped)
+            breaker.add_metric(labels, BREAKER_GAUGE[bulkhead.breaker.state])
+            trips.add_metric(labels, bulkhead.breaker.trips)
+            paused.add_metric(labels, bulkhead.paused_for())
+            for window, left in zip(bulkhead.quota.windows, bulkhead.quota.remaining()):
+                quota_left.add_metric([*labels, window.describe()], left)
+            cache_hits.add_metric(labels, stats.cache_hits)
+            cache_stale.add_metric(labels, stats.cache_stale)
+            cache_misses.add_metric(labels, stats.cache_misses)
+        yield from (calls, failures, timeouts, deferrals, in_flight, queued, abandoned, latency,
+                    skipped, breaker, trips, paused, quota_left, cache_hits, cache_stale, cache_misses)
 
 
 def service_registry(collector: ServiceCollector) -> CollectorRegistry:

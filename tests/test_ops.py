@@ -88,7 +88,7 @@ def test_healthz_and_readyz_need_no_credentials_the_service_urls_still_do(start_
     assert r.status == 200 and r.json == {"status": "ok"}
     r = c.request("GET", "/readyz")
     assert r.status == 200 and r.json["status"] == "ready"
-    assert r.json["checks"] == {"searchers": "ok", "store": "ok", "shutdown": "ok"}
+    assert r.json["checks"] == {"searchers": "ok", "breakers": "ok", "store": "ok", "shutdown": "ok"}
     assert "services" not in r.json  # service names only for those who may read /metrics
     assert c.request("HEAD", "/healthz").status == 200
     assert c.request("POST", "/healthz", b"{}").status == 405

@@ -11,8 +11,7 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Dict, List, Mapping, Optional, Tuple, get_type_hints
 
-from ..lookups.bulkhead import LIMIT_KINDS, SearcherLimits
-from ..lookups.quota import parse_rate_limit
+from ..lookups.limits import LIMIT_KINDS, SearcherLimits, value_problem
 
 STORES = ("memory", "sqlite", "redis")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -77,6 +76,10 @@ and the max_retries-th GET answers 200 with the hits found. The next POST runs t
     incomplete_retry_secs: float = option(5)
     cache_size: int = option(10000, "Results kept for rescans and GETs: at most cache_size lookups, each for cache_ttl seconds.")
     cache_ttl: float = option(600)
+    cache_provenance: bool = option(False, """Each searcher's answers are cached apart, for the cache_ttl_secs its class or its service's
+section gives (default cache_ttl; answers with no hit: no_hit_ttl_secs, default 60), so a
+rescan calls only the searchers whose answers are missing or stale. cache_provenance = true
+adds a prop "rc-cts cache: cached, age N s" to each hit answered from the cache.""")
     cache_max_mb: float = option(256, """The memory store also keeps at most cache_max_mb of results, measured as their JSON (the least
 recently used go first); a result larger than that is answered but not kept.""")
     auth_user: Optional[str] = option(None, "HTTP Basic authentication, when the service is registered with -user/-password (both or neither).",
@@ -85,6 +88,9 @@ recently used go first); a result larger than that is answered but not kept.""")
     metrics_token: Optional[str] = option(None, """GET /metrics (Prometheus) asks for Authorization: Bearer <metrics_token> when it is set, else the
 auth_user credentials when those are set, else nothing. /healthz and /readyz never ask.""",
                                           example="$CTS_METRICS_TOKEN")
+    admin_token: Optional[str] = option(None, """DELETE /admin/cache (clear cached answers; rc-cts cache clear --url) asks for Authorization:
+Bearer <admin_token>, else the auth_user credentials; with neither set it is turned off.""",
+                                        example="$CTS_ADMIN_TOKEN")
     sync_wait_secs: float = option(1.0, """A POST or GET waits up to this long for the lookup to complete and answers 200 with the hits;
 after that it answers 303 and the platform polls. 0 gives the original rc-cts's first answer:
 303 on the POST of every new lookup.""")
@@ -152,7 +158,8 @@ be). The file rotates at log_max_bytes, keeping log_backup_count older files (<l
     def searcher_limits(self) -> SearcherLimits:
         """Every searcher's limits, unless its class or its service's section says otherwise."""
         return SearcherLimits(max_concurrency=self.workers, max_queue=self.max_queue,
-                              call_timeout_secs=self.call_timeout_secs, max_abandoned=self.workers)
+                              call_timeout_secs=self.call_timeout_secs, max_abandoned=self.workers,
+                              cache_ttl_secs=self.cache_ttl, no_hit_ttl_secs=min(self.cache_ttl, 60.0))
 
     @property
     def max_body_bytes(self) -> int:
@@ -345,13 +352,9 @@ def _service_limit(section: str, name: str, value: Any) -> Any:
     limit = _convert(name, value, None, kind, section)
     if limit is None:
         return None
-    if kind is str:
-        try:
-            parse_rate_limit(limit)
-        except ValueError as exc:
-            raise option_error(name, f": {exc}", section) from None
-    elif not limit > 0:
-        raise option_error(name, " must be greater than 0", section)
+    problem = value_problem(name, limit)
+    if problem:
+        raise option_error(name, f": {problem}", section) from None
     return limit
 
 

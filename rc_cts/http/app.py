@@ -12,10 +12,12 @@ from urllib.parse import unquote
 from cachetools import LRUCache
 
 from .access import UnknownTypes, log_answer
+from .admin import PATHS as ADMIN_PATHS, CacheAdmin
 from .auth import BasicAuth
 from .body import MultipartBody, body_for
 from ..config.settings import Settings
 from ..lookups.dispatcher import Dispatcher
+from ..lookups.results import Answers
 from ..lookups.state import Answer, Lookup
 from .errors import HttpError
 from .files import ArtifactFile, Uploads, release
@@ -52,6 +54,7 @@ class ThreatServiceApp:
         self.shutting_down = False  # set by the service, in the loop thread, when it starts to drain
         self.ops = OpsEndpoints(dispatcher, MetricsAccess(self.auth, settings.metrics_token),
                                 lambda: self.shutting_down)
+        self.admin = CacheAdmin(dispatcher, MetricsAccess(self.auth, settings.admin_token, "admin_token"))
         self._unknown_types = UnknownTypes()
 
     # -- routing -------------------------------------------------------------------------------
@@ -94,6 +97,10 @@ class ThreatServiceApp:
             req.context["ops"] = True
             self.ops.begin(req)
             return None
+        if req.path in ADMIN_PATHS:  # its own credentials: admin_token, else the Basic ones
+            req.context["admin"] = True
+            self.admin.begin(req)
+            return None
         try:
             if self.auth is not None:
                 self.auth.check(req.headers.get("authorization"))
@@ -114,6 +121,9 @@ class ThreatServiceApp:
     def handle(self, req: Request, respond: Respond) -> None:
         if req.context.get("ops"):
             self.ops.handle(req, respond)
+            return
+        if req.context.get("admin"):
+            self.admin.handle(req, respond)
             return
         service, channel, rid = req.context["route"]
 
@@ -148,21 +158,22 @@ class ThreatServiceApp:
             given, held = held, None
             return given
 
-        def with_record(record: Optional[LookupRecord], error: Optional[StoreError]) -> None:
+        def with_record(record: Optional[LookupRecord], answers: Answers, error: Optional[StoreError]) -> None:
             try:
                 if error is not None:
                     self._unavailable(answer, error)
-                elif record is not None and record.whole:
-                    self.posts_cached += 1
-                    answer(200, done_body(rid, record.hits), outcome=record)
-                else:  # the dispatcher closes the file from here on, also if it raises
-                    if record is not None and record.complete and not self._expired(record):
-                        lookup = self.dispatcher.rerun_missing(record, channel, hand_over(), new_round=True)
-                    else:
-                        new = LookupRecord(rid, service, artifact,
-                                           file_sha256=file.sha256 if file is not None else None)
-                        lookup = self.dispatcher.start(new, channel, hand_over())
-                    self._answer_when_done(rid, record, lookup, self.settings.first_retry_secs, answer)
+                    return
+                if record is None or record.complete:  # nothing runs: the cached answers may do
+                    hits = self.dispatcher.cached_hits(channel, artifact, sha256, rid, answers)
+                    if hits is not None:
+                        self.posts_cached += 1
+                        answer(200, done_body(rid, hits), outcome=f"cached hits={len(hits)}")
+                        return
+                # a new lookup, calling the searchers without a usable cached answer; or the
+                # pending one, joined or taken over.  The dispatcher closes the file from here on.
+                new = LookupRecord(rid, service, artifact, file_sha256=sha256)
+                lookup = self.dispatcher.start(new, channel, hand_over(), answers=answers)
+                self._answer_when_done(rid, record, lookup, self.settings.first_retry_secs, answer)
             except Exception:  # called back from the store's thread maybe: nobody above answers
                 LOG.exception("unhandled error answering POST %s", req.path)
                 answer(500, {"error": "internal server error"}, outcome="error")
@@ -170,7 +181,8 @@ class ThreatServiceApp:
                 release(hand_over())
 
         try:
-            rid = request_id(service, artifact, file.sha256 if file is not None else None)
+            sha256 = file.sha256 if file is not None else None
+            rid = request_id(service, artifact, sha256)
             req.context["lookup"] = (rid, service, artifact["type"])
             self._unknown_types.note(artifact["type"], service)
             running = self.dispatcher.active.get(rid)
@@ -178,7 +190,8 @@ class ThreatServiceApp:
                 release(hand_over())
                 self._answer_when_done(rid, None, running, self.settings.first_retry_secs, answer)
                 return
-            self.dispatcher.results.read(rid, with_record)  # with_record owns the file now
+            keys = [key for _handler, key in self.dispatcher.answer_keys(channel, artifact, sha256)]
+            self.dispatcher.results.read_with_answers(rid, keys, with_record)  # with_record owns the file now
         except BaseException:
             release(hand_over())  # unless with_record handed it over already
             raise
@@ -209,7 +222,7 @@ class ThreatServiceApp:
                                 ", ".join(sorted(record.missing)), record.polls)
                     answer(200, done_body(rid, record.shown_hits), outcome=record)
                     return
-                lookup = self.dispatcher.rerun_missing(record, channel, None, new_round=False)
+                lookup = self.dispatcher.rerun_missing(record, channel)
             else:  # pending elsewhere: take it over if its owner stopped renewing the lease
                 lookup = self.dispatcher.start(record, channel, None, resumed=True)
             self._answer_when_done(rid, record, lookup, self.settings.later_retry_secs, answer)
@@ -231,18 +244,14 @@ class ThreatServiceApp:
                 answer(303, retry_body(rid, retry_secs, ended.shown_hits), pending_header(sorted(ended.missing)),
                        outcome=ended)
             else:
-                answer(303, retry_body(rid, retry_secs, self.dispatcher.pending_hits(rid)),
+                answer(303, retry_body(rid, self.dispatcher.retry_secs(rid, retry_secs),
+                                       self.dispatcher.pending_hits(rid)),
                        pending_header(self.dispatcher.pending_searchers(rid)), outcome=lookup or "pending")
 
         if lookup is not None:
             self.dispatcher.wait(lookup, self.settings.sync_wait_secs, done)
         else:
             done(record)
-
-    def _expired(self, record: LookupRecord) -> bool:
-        """Whether an incomplete record's hits are too old to build on: then a POST runs every
-        searcher again, not only the missing ones."""
-        return time.time() - record.created > self.settings.cache_ttl
 
     def _unknown_id(self, rid: str, service: str) -> None:
         """A GET for an id this service has no record of (expired, lost with a memory store, or

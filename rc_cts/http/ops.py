@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
 from .auth import BasicAuth
+from ..lookups.breaker import BreakerState
 from .errors import HttpError
 from .server import RawBody, Request
 from ..store import StoreError
@@ -37,10 +39,12 @@ Respond = Callable[..., None]
 class MetricsAccess:
     """Who may read ``/metrics`` (and the service names in ``/readyz``): the holder of
     ``metrics_token`` if one is set, else the service's Basic credentials if auth is on,
-    else anyone."""
+    else anyone.  (``/admin/cache`` is guarded the same way by ``admin_token``, and is off
+    where this would let anyone in.)"""
 
-    def __init__(self, basic: Optional[BasicAuth], token: Optional[str]):
+    def __init__(self, basic: Optional[BasicAuth], token: Optional[str], option: str = "metrics_token"):
         self._basic = basic
+        self._option = option
         # Digests, so that compare_digest compares equal lengths: timing tells nothing of the token.
         self._token = hashlib.sha256(token.encode("utf-8")).digest() if token else None
 
@@ -54,7 +58,7 @@ class MetricsAccess:
             scheme, _, given = (header or "").strip().partition(" ")
             digest = hashlib.sha256(given.strip().encode("utf-8")).digest()
             if not (hmac.compare_digest(digest, self._token) and scheme.lower() == "bearer"):
-                raise HttpError(401, "a Bearer token (metrics_token) is required", BEARER_CHALLENGE)
+                raise HttpError(401, f"a Bearer token ({self._option}) is required", BEARER_CHALLENGE)
         elif self._basic is not None:
             self._basic.check(header)
 
@@ -102,11 +106,15 @@ class OpsEndpoints:
             answer(200, RawBody(encoder(self.registry), content_type))
 
     def _readyz(self, req: Request, answer: Respond) -> None:
-        """200 if searchers are loaded, the store answers a ping and no shutdown has begun;
-        else 503 naming the checks that failed.  The ping goes through the store gate: a
-        store that does not answer costs its deadline (1.5 s), never the loop's time."""
+        """200 if searchers are loaded, at least one has its breaker closed, the store answers
+        a ping and no shutdown has begun; else 503 naming the checks that failed.  The ping
+        goes through the store gate: a store that does not answer costs its deadline (1.5 s),
+        never the loop's time."""
         searchers = self.dispatcher.registry.searchers()
         checks = {"searchers": "ok" if searchers else "no searchers are loaded"}
+        if searchers:
+            closed = any(s.bulkhead.breaker.state is BreakerState.CLOSED for s in searchers)
+            checks["breakers"] = "ok" if closed else "every searcher's circuit breaker is open"
         detail = self.access.allows(req.headers.get("authorization"))
 
         def with_store(error: Optional[StoreError]) -> None:
@@ -118,6 +126,7 @@ class OpsEndpoints:
                                     "checks": checks}
             if detail:
                 body["services"] = services_of(searchers)
+                body["breakers"] = breakers_of(searchers)
             answer(503 if failed else 200, body)
 
         self.dispatcher.results.ping(with_store)
@@ -132,6 +141,20 @@ class OpsEndpoints:
             LOG.warning("not ready: %s%s", ", ".join(now), f" ({error})" if error is not None else "")
         else:
             LOG.info("ready again")
+
+
+def breakers_of(searchers: List["Searcher"]) -> Dict[str, Dict[str, Dict[str, Any]]]:
+    """Service -> searcher -> its breaker's state, since when (UTC), and the seconds left
+    before an open one lets its probe through."""
+    found: Dict[str, Dict[str, Dict[str, Any]]] = {}
+    for searcher in searchers:
+        breaker = searcher.bulkhead.breaker
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(breaker.since))
+        state: Dict[str, Any] = {"state": breaker.state.value, "since": since, "trips": breaker.trips}
+        if breaker.state is BreakerState.OPEN:
+            state["probe_in_secs"] = round(breaker.retry_in(), 1)
+        found.setdefault(searcher.service, {})[searcher.name] = state
+    return {service: dict(sorted(names.items())) for service, names in sorted(found.items())}
 
 
 def services_of(searchers: List["Searcher"]) -> Dict[str, List[str]]:

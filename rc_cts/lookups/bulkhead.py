@@ -20,54 +20,21 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from ..scheduler import Scheduler, TimerHandle
-from .calls import DEFERRED, FAILED, TIMED_OUT, Outcome
-from .quota import NO_QUOTA, Quota, parse_rate_limit
+from .breaker import Breaker, BreakerState
+from .calls import DEFERRED, DONE, FAILED, INCOMPLETE, SKIPPED, TIMED_OUT, Outcome
+from .limits import SearcherLimits
+from .quota import NO_QUOTA, Quota
 
 LOG = logging.getLogger(__name__)
 
 GROW_AFTER_SECS = 0.02    # calls no worker has taken this long after submission get a thread
 INLINE_BUDGET_SECS = 0.05  # a searcher declared non-blocking whose calls take longer...
 INLINE_SLOW_CALLS = 3      # ...this many times in a row is moved to threads (one is a GC pause)
+SKIP_LOG_SECS = 60.0       # an open breaker's skipped calls are logged at most this often
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 Post = Callable[[Callable[[], None]], None]           # run a callable in the loop thread
 OnDone = Callable[[Outcome], None]
-
-
-@dataclass(frozen=True)
-class SearcherLimits:
-    """How much of the service one searcher may take.
-
-    ``max_abandoned`` bounds the threads left running by calls that passed their timeout
-    (a thread cannot be killed): while that many are still stuck, new calls wait in the queue,
-    so a hung API costs its own searcher at most ``max_concurrency + max_abandoned`` threads.
-    """
-    max_concurrency: int = 32
-    max_queue: int = 1000
-    call_timeout_secs: float = 60.0
-    max_abandoned: int = 32
-    rate_limit: str = ""   # "4/minute, 1000/day": every window holds; calls past one wait
-
-    def problems(self) -> List[str]:
-        problems = [f"{name} must be greater than 0" for name, kind in LIMIT_KINDS.items()
-                    if kind is not str and not getattr(self, name) > 0]
-        try:
-            parse_rate_limit(self.rate_limit)
-        except ValueError as exc:
-            problems.append(str(exc))
-        return problems
-
-    def with_values(self, values: Dict[str, Any]) -> "SearcherLimits":
-        """A copy with ``values`` converted to each limit's type; ValueError/TypeError if bad."""
-        unknown = set(values) - set(LIMIT_KINDS)
-        if unknown:
-            raise ValueError(f"unknown limits {', '.join(sorted(unknown))}")
-        return replace(self, **{name: LIMIT_KINDS[name](value) for name, value in values.items()})
-
-
-# The limits a searcher class may declare as attributes, and app.config may set per service.
-LIMIT_KINDS: Dict[str, type] = {"max_concurrency": int, "max_queue": int, "call_timeout_secs": float,
-                                "max_abandoned": int, "rate_limit": str}
 
 
 @dataclass
@@ -78,6 +45,10 @@ class SearcherStats:
     failed: int = 0
     timed_out: int = 0
     deferred: int = 0          # calls refused (queue full) or held back (quota spent): lookups stay pending
+    skipped: int = 0           # calls not made: the breaker was open (their lookups end incomplete)
+    cache_hits: int = 0        # answers taken from the cache, fresh: no call made
+    cache_stale: int = 0       # ...stale within stale_secs: served, and refreshed by a call
+    cache_misses: int = 0      # lookups that found no usable cached answer: the searcher was called
     latency_counts: List[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     latency_sum: float = 0.0
 
@@ -173,7 +144,7 @@ OnEnd = Callable[[Any, Optional[BaseException]], None]
 class Call:
     """One handler call in a bulkhead: queued, running, abandoned (past its timeout) or ended."""
 
-    __slots__ = ("work", "is_async", "on_done", "state", "future", "timer", "started")
+    __slots__ = ("work", "is_async", "on_done", "state", "future", "timer", "started", "probe")
 
     def __init__(self, work: Callable[[], Any], is_async: bool, on_done: OnDone):
         self.work = work            # sync: returns an Outcome; async: returns a coroutine of one
@@ -183,6 +154,7 @@ class Call:
         self.future: Optional[Future] = None  # an async call's, to cancel it at its timeout
         self.timer: Optional[TimerHandle] = None
         self.started = 0.0
+        self.probe = False          # the half-open breaker's one call
 
 
 class Bulkhead:
@@ -198,6 +170,9 @@ class Bulkhead:
         self._slow_inline = 0     # its calls in a row over INLINE_BUDGET_SECS
         self._paused_until = 0.0  # the quota is spent until then: nothing starts
         self.stats = SearcherStats()
+        self.breaker = Breaker(label, limits)
+        self._skips_unlogged = 0
+        self._skip_logged_at = 0.0
         self._scheduler = scheduler
         self._post = post
         self._async_loop = async_loop
@@ -220,14 +195,18 @@ class Bulkhead:
     def abandoned(self) -> int:
         return self._abandoned
 
+    def paused_for(self) -> float:
+        """Seconds until its quota lets calls start again (0: not paused)."""
+        return max(0.0, self._paused_until - time.monotonic())
+
     def submit(self, work: Callable[[], Any], is_async: bool, on_done: OnDone) -> Optional[Call]:
-        """Start or queue the call; None if the queue is full (the caller defers the lookup)."""
+        """Start or queue the call; None if the queue is full (the caller defers the lookup).
+        A call the breaker refuses ends ``SKIPPED`` at once."""
         call = Call(work, is_async, on_done)
         if self._has_room():
-            if self.inline and not is_async and not self.quota.blocking:
-                self._run_inline(call)
-            else:
-                self._start(call)
+            self._begin(call)
+        elif self.breaker.state is not BreakerState.CLOSED:
+            self._skip(call)
         elif len(self._waiting) < self.limits.max_queue:
             self._waiting.append(call)
         else:
@@ -261,6 +240,31 @@ class Bulkhead:
         limits = self.limits
         return (self._paused_until <= time.monotonic() and self._running < limits.max_concurrency
                 and self._running + self._abandoned < limits.max_concurrency + limits.max_abandoned)
+
+    def _begin(self, call: Call) -> None:
+        """A call with room to run: made, unless the breaker refuses it."""
+        if not self.breaker.allow():
+            self._skip(call)
+            return
+        call.probe = self.breaker.probe
+        if self.inline and not call.is_async and not self.quota.blocking:
+            self._run_inline(call)
+        else:
+            self._start(call)
+
+    def _skip(self, call: Call) -> None:
+        self.stats.skipped += 1
+        self._skips_unlogged += 1
+        now = time.monotonic()
+        if now - self._skip_logged_at >= SKIP_LOG_SECS:
+            LOG.warning("searcher %s: breaker %s since %s: %d calls not made (their lookups end "
+                        "incomplete); next probe in %.0fs", self.label, self.breaker.state.value,
+                        time.strftime("%H:%M:%S", time.localtime(self.breaker.since)),
+                        self._skips_unlogged, self.breaker.retry_in())
+            self._skip_logged_at = now
+            self._skips_unlogged = 0
+        call.state = "ended"
+        self._finish(call, Outcome(SKIPPED))
 
     def _start(self, call: Call) -> None:
         call.state = "running"
@@ -312,7 +316,7 @@ class Bulkhead:
                         "(the last %.0f ms): its calls run in threads from now on", self.label,
                         INLINE_SLOW_CALLS, INLINE_BUDGET_SECS * 1000, elapsed * 1000)
             self.inline = False
-        self._count(outcome, elapsed)
+        self._count(outcome, elapsed, call.probe)
         self._finish(call, outcome)
 
     def _within_quota(self, call: Call) -> Callable[[], Any]:
@@ -344,7 +348,7 @@ class Bulkhead:
                 call.timer.cancel()
             if outcome is None:
                 outcome = Outcome(FAILED)
-            self._count(outcome, time.monotonic() - call.started)
+            self._count(outcome, time.monotonic() - call.started, call.probe)
             self._finish(call, outcome)
         self._drain()
 
@@ -358,7 +362,7 @@ class Bulkhead:
         self._abandoned += 1
         if call.future is not None:
             call.future.cancel()  # ends a coroutine now; a thread runs on until it returns
-        self._count(Outcome(TIMED_OUT), self.limits.call_timeout_secs)
+        self._count(Outcome(TIMED_OUT), self.limits.call_timeout_secs, call.probe)
         self._finish(call, Outcome(TIMED_OUT))
         self._drain()
 
@@ -369,16 +373,16 @@ class Bulkhead:
         if on_done is not None:
             on_done(outcome)
 
-    def _count(self, outcome: Outcome, seconds: float) -> None:
+    def _count(self, outcome: Outcome, seconds: float, probe: bool) -> None:
         stats = self.stats
+        self.breaker.record(BREAKER_VERDICT.get(outcome.status), probe)
         if outcome.status == DEFERRED:
             stats.calls -= 1
             stats.deferred += 1
-            if self._paused_until <= time.monotonic():
-                LOG.info("searcher %s: quota spent; calls wait %.1fs", self.label, outcome.wait_secs)
-            self._paused_until = max(self._paused_until, time.monotonic() + outcome.wait_secs)
-            self._scheduler.call_later(outcome.wait_secs, self._drain)
+            self.pause(outcome.wait_secs, share=outcome.pause_secs > 0)
             return
+        if outcome.pause_secs > 0:  # answered, and the provider says that was the last call for now
+            self.pause(outcome.pause_secs, share=True)
         if outcome.status == TIMED_OUT:
             stats.timed_out += 1
         elif outcome.status == FAILED:
@@ -387,8 +391,33 @@ class Bulkhead:
             stats.done += 1
         stats.observe(seconds)
 
+    def pause(self, seconds: float, share: bool = False) -> None:
+        """No call starts for ``seconds``: the quota is spent.  ``share``: the provider said so
+        (our own windows know it already), and the quota is told, which shares the pause with
+        replicas if it is in Redis."""
+        until = time.monotonic() + seconds
+        if until <= self._paused_until:
+            return
+        if self._paused_until <= time.monotonic():
+            LOG.info("searcher %s: quota spent; calls wait %.1fs", self.label, seconds)
+        self._paused_until = until
+        if share and self.quota.windows:
+            self._quota_pause(seconds)
+        self._scheduler.call_later(seconds, self._drain)
+
+    def _quota_pause(self, seconds: float) -> None:
+        if not self.quota.blocking:
+            self.quota.pause(seconds)
+            return
+        threading.Thread(target=self.quota.pause, args=(seconds,), name=f"rc-cts-{self.label}-pause",
+                         daemon=True).start()  # Redis I/O, never in the loop; rare (a provider's 429)
+
     def _drain(self) -> None:
         while self._waiting and self._has_room():
             call = self._waiting.popleft()
             if call.state == "queued":
-                self._start(call)
+                self._begin(call)
+
+
+# How each outcome counts for the breaker: answered, failed, or never reached the provider.
+BREAKER_VERDICT: Dict[str, Optional[bool]] = {DONE: True, INCOMPLETE: True, FAILED: False, TIMED_OUT: False}

@@ -17,18 +17,21 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, List
 
 from ..events import ThreatLookupIncompleteException
+from .provider_quota import CURRENT_CALL, CallSignals, RateLimited
 
 LOG = logging.getLogger(__name__)
 
 DONE, INCOMPLETE, FAILED, TIMED_OUT = "done", "incomplete", "failed", "timed out"
-DEFERRED = "deferred"  # not called: its quota is spent for ``wait_secs``
+DEFERRED = "deferred"  # not called, or refused by the provider: its quota is spent for ``wait_secs``
+SKIPPED = "skipped"    # not called: the searcher's circuit breaker is open
 
 
 @dataclass
 class Outcome:
-    status: str                      # DONE, INCOMPLETE, FAILED, TIMED_OUT or DEFERRED
+    status: str                      # DONE, INCOMPLETE, FAILED, TIMED_OUT, DEFERRED or SKIPPED
     hits: List[dict] = field(default_factory=list)
-    wait_secs: float = 0.0
+    wait_secs: float = 0.0           # DEFERRED: how long the searcher's quota is spent
+    pause_secs: float = 0.0          # the provider said its quota is spent after this call
 
 
 def is_async_handler(fn: Callable) -> bool:
@@ -40,17 +43,23 @@ def is_async_handler(fn: Callable) -> bool:
 def call_searcher(fn: Callable, name: str, event: Any, pass_event: bool) -> Outcome:
     """Call ``fn`` the way circuits would, and collect its hits. Runs in a worker thread."""
     hits: List[dict] = []
+    signals = CallSignals()
+    token = CURRENT_CALL.set(signals)
     try:
         result = fn(event) if pass_event else fn()
         _collect(result, hits, name)
-        return Outcome(DONE, hits)
+        return Outcome(DONE, hits, pause_secs=signals.pause_secs)
     except Exception as exc:
         return _failed(exc, hits, name, event)
+    finally:
+        CURRENT_CALL.reset(token)
 
 
 async def call_async_searcher(fn: Callable, name: str, event: Any, pass_event: bool) -> Outcome:
     """Await an ``async def`` handler and collect its hits. Runs on the asyncio loop."""
     hits: List[dict] = []
+    signals = CallSignals()
+    CURRENT_CALL.set(signals)  # the call's own task: its context is a copy, dropped with it
     try:
         result = fn(event) if pass_event else fn()
         if inspect.isasyncgen(result):
@@ -58,7 +67,7 @@ async def call_async_searcher(fn: Callable, name: str, event: Any, pass_event: b
                 _collect(item, hits, name)
         else:
             _collect(await result if inspect.isawaitable(result) else result, hits, name)
-        return Outcome(DONE, hits)
+        return Outcome(DONE, hits, pause_secs=signals.pause_secs)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
@@ -66,6 +75,10 @@ async def call_async_searcher(fn: Callable, name: str, event: Any, pass_event: b
 
 
 def _failed(exc: Exception, hits: List[dict], name: str, event: Any) -> Outcome:
+    if isinstance(exc, RateLimited):
+        LOG.info("searcher %s: the provider's quota is spent (%s); its calls wait %.1fs",
+                 name, exc, exc.retry_after)
+        return Outcome(DEFERRED, wait_secs=exc.retry_after, pause_secs=exc.retry_after)
     if isinstance(exc, ThreatLookupIncompleteException):
         LOG.debug("searcher %s: lookup %s incomplete (%s); it will be asked again",
                  name, event.request_id, exc)

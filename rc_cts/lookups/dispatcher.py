@@ -10,29 +10,35 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 from dataclasses import replace
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from circuits import BaseComponent, handler
 
 from ..config.settings import Settings
+from ..events import ThreatServiceLookupEvent
 from ..http.files import ArtifactFile, release
 from ..hits import searcher_channel, service_of
 from ..http.access import describe
 from ..scheduler import Scheduler
 from ..store import LookupRecord, StoreError
+from ..store.answers import AnswerKey, CachedAnswer, artifact_digest
 from .async_loop import AsyncLoop
-from .bulkhead import Bulkhead, SearcherLimits
+from .bulkhead import Bulkhead
+from .limits import SearcherLimits
 from .calls import DEFERRED, DONE, INCOMPLETE, Outcome, call_async_searcher, call_searcher
 from .quota import NO_QUOTA, parse_rate_limit
-from .registry import SearcherRegistry
+from .registry import Searcher, SearcherHandler, SearcherRegistry
 from .results import Results
 from .state import Job, Lookup, Waiter
 
 LOG = logging.getLogger(__name__)
 MAX_BACKOFF_FACTOR = 12   # missing searchers are run again after at most 12 x incomplete_retry_secs
 DEFER_RETRY_SECS = 0.5    # a call refused by a full bulkhead queue is offered again this often
+PROVENANCE_PROP = "rc-cts cache"  # the prop cache_provenance adds to hits answered from the cache
+Answers = Dict[AnswerKey, CachedAnswer]
 
 
 class Dispatcher(BaseComponent):
@@ -45,7 +51,9 @@ class Dispatcher(BaseComponent):
         self.max_retries = settings.max_retries
         self.incomplete_retry_secs = settings.incomplete_retry_secs
         self.lookup_timeout_secs = settings.lookup_timeout_secs
+        self.cache_provenance = settings.cache_provenance
         self.async_loop = AsyncLoop()
+        self.refreshing: set = set()  # answer keys being refreshed in the background (stale answers served)
         self.registry = SearcherRegistry(self._make_bulkhead, settings.searcher_limits,
                                          settings.service_limits)
         self.active: Dict[str, Lookup] = {}
@@ -69,18 +77,21 @@ class Dispatcher(BaseComponent):
 
     # -- starting ----------------------------------------------------------------------------
     def start(self, record: LookupRecord, channel: str, file: Optional[ArtifactFile],
-              resumed: bool = False, rerun: Optional[Dict[str, int]] = None) -> Lookup:
+              resumed: bool = False, rerun: Optional[Dict[str, int]] = None,
+              answers: Optional[Answers] = None) -> Lookup:
         """Run the lookup here: a new one, or one whose owner stopped renewing its lease (a
         replica that died, or this process before a restart); or join the one running here.
         Its searchers start once the store has its lease; if another process holds the lease
         the waiters are told when that process has stored the result.  The lookup owns
-        ``file`` and closes it when it ends; joining, or an error here, closes it at once."""
+        ``file`` and closes it when it ends; joining, or an error here, closes it at once.
+        ``answers``: the searchers' cached answers, read with the record; those still usable
+        are not called."""
         running = self.active.get(record.id)
         if running is not None:
             release(file)
             return running
         try:
-            lookup = Lookup(record, channel, file, rerun)
+            lookup = Lookup(record, channel, file, rerun, answers)
             self.active[record.id] = lookup
             self.lookups_started += 1
             self.results.claim(lambda: lookup.snapshot(complete=False),
@@ -111,11 +122,14 @@ class Dispatcher(BaseComponent):
         lookup.deadline_timer = self.scheduler.call_later(self.lookup_timeout_secs, self._time_out, lookup)
         file_gone = lookup.file is None and lookup.record.file_sha256 is not None
         left: List[str] = []
-        for searcher_handler in self.registry.handlers_for(lookup.channel, lookup.event.name):
+        keys = self.answer_keys(lookup.channel, lookup.record.artifact, lookup.record.file_sha256)
+        for searcher_handler, key in keys:
             if lookup.rerun is not None and searcher_handler.label not in lookup.rerun:
                 continue  # answered in full in an earlier run
-            job = Job(searcher_handler, lookup.rerun[searcher_handler.label] if lookup.rerun else 0)
+            job = Job(searcher_handler, key, lookup.rerun[searcher_handler.label] if lookup.rerun else 0)
             lookup.jobs.append(job)
+            if self._answer_from_cache(lookup, job):
+                continue
             if file_gone and searcher_handler.searcher.wants_files:
                 left.append(searcher_handler.label)  # never run: it stays missing
                 continue
@@ -129,24 +143,135 @@ class Dispatcher(BaseComponent):
             LOG.debug("no searcher on %s handles %s", service_of(lookup.channel), lookup.event.name)
         self._progress(lookup, changed=False)
 
-    def rerun_missing(self, record: LookupRecord, channel: str, file: Optional[ArtifactFile],
-                      new_round: bool) -> Optional[Lookup]:
-        """For a request on a lookup that ended incomplete: run its missing searchers again
-        once their backoff is over, on top of the others' hits. ``new_round`` (a POST) starts
-        their calls and the polls afresh; a GET runs only searchers with calls left
-        (``max_retries``). None if nothing runs now: the record is stored with its poll count."""
+    def rerun_missing(self, record: LookupRecord, channel: str) -> Optional[Lookup]:
+        """For a GET on a lookup that ended incomplete: run its missing searchers with calls
+        left (``max_retries``) again once their backoff is over, on top of the others' hits.
+        None if nothing runs now: the record is stored with its poll count.  (A POST starts
+        a new lookup instead, which the cached answers of the others keep cheap.)"""
         lookup = self.active.get(record.id)
         if lookup is not None:
-            release(file)
             return lookup
-        if new_round:
-            record = replace(record, polls=0, missing=dict.fromkeys(record.missing, 0))
         due = {label: calls for label, calls in record.missing.items() if calls <= self.max_retries}
         if not due or time.time() < record.rerun_at:
-            release(file)
             self.results.note(record)
             return None
-        return self.start(replace(record, reruns=record.reruns + 1), channel, file, rerun=due)
+        return self.start(replace(record, reruns=record.reruns + 1), channel, None, rerun=due)
+
+    # -- the per-searcher answer cache ----------------------------------------------------------
+    def answer_keys(self, channel: str, artifact: Dict[str, Any],
+                    file_sha256: Optional[str]) -> List[Tuple[SearcherHandler, AnswerKey]]:
+        """Each handler that answers the artifact on the channel, and where its answer is cached."""
+        handlers = self.registry.handlers_for(channel, artifact["type"])
+        if not handlers:
+            return []
+        digest = artifact_digest(artifact["type"], artifact["value"], file_sha256)
+        return [(h, AnswerKey(service_of(h.channel), digest, f"{h.label}@{h.searcher.fingerprint}"))
+                for h in handlers]
+
+    def cached_hits(self, channel: str, artifact: Dict[str, Any], file_sha256: Optional[str],
+                    rid: str, answers: Answers) -> Optional[List[dict]]:
+        """For a POST: the hits, if every searcher has a usable cached answer (stale ones are
+        refreshed in the background); else None, and the POST starts a lookup."""
+        keys = self.answer_keys(channel, artifact, file_sha256)
+        found = []
+        for handler, key in keys:
+            state = self._usable(handler.searcher, answers.get(key))
+            if state is None:
+                return None
+            found.append((handler, key, state))
+        hits: List[dict] = []
+        for handler, key, state in found:
+            cached = answers[key]
+            self._count_cached(handler, key, state, artifact, rid)
+            hits += self._shown(cached)
+        return hits if keys else None
+
+    def _answer_from_cache(self, lookup: Lookup, job: Job) -> bool:
+        """Whether the job is answered by its cached answer (then it is not called)."""
+        if lookup.answers is None:  # a rerun, or a resumed lookup: nothing was read for it
+            return False
+        cached = lookup.answers.get(job.key)
+        state = self._usable(job.handler.searcher, cached)
+        if state is None or cached is None:
+            job.handler.searcher.bulkhead.stats.cache_misses += 1
+            return False
+        job.status = DONE
+        job.cached = cached
+        lookup.hits[job] = self._shown(cached)
+        self._count_cached(job.handler, job.key, state, lookup.record.artifact, lookup.id)
+        return True
+
+    def _usable(self, searcher: Searcher, cached: Optional[CachedAnswer]) -> Optional[str]:
+        """"fresh", "stale" (servable while refreshed), or None (call the searcher).  The
+        searcher's TTLs as they are now bound what an entry stored under longer ones says."""
+        if cached is None:
+            return None
+        limits = searcher.limits
+        ttl = min(cached.fresh_secs, limits.cache_ttl_secs if cached.hits else limits.no_hit_ttl_secs)
+        age = cached.age()
+        if age < ttl:
+            return "fresh"
+        if age < ttl + min(cached.stale_secs, limits.stale_secs) and not searcher.wants_files:
+            return "stale"
+        return None
+
+    def _count_cached(self, handler: SearcherHandler, key: AnswerKey, state: str,
+                      artifact: Dict[str, Any], rid: str) -> None:
+        stats = handler.searcher.bulkhead.stats
+        if state == "fresh":
+            stats.cache_hits += 1
+        else:
+            stats.cache_stale += 1
+            self._refresh(handler, key, artifact, rid)
+
+    def _shown(self, cached: CachedAnswer) -> List[dict]:
+        """The cached hits; with cache_provenance, each says it came from the cache, and its age."""
+        if not self.cache_provenance:
+            return cached.hits
+        note = {"type": "string", "name": PROVENANCE_PROP, "value": f"cached, age {int(cached.age())} s"}
+        return [{**hit, "props": [*hit.get("props", []), note]} for hit in cached.hits]
+
+    def _refresh(self, handler: SearcherHandler, key: AnswerKey, artifact: Dict[str, Any], rid: str) -> None:
+        """Call the searcher for a stale answer that was served, and cache what it gives."""
+        if key in self.refreshing:
+            return
+        self.refreshing.add(key)
+        event = ThreatServiceLookupEvent(request_id=rid, name=artifact["type"], artifact=artifact,
+                                         channel=handler.channel, file=None)
+        worker = call_async_searcher if handler.is_async else call_searcher
+        work = functools.partial(worker, handler.fn, handler.label, event, handler.pass_event)
+
+        def done(outcome: Outcome) -> None:
+            self.refreshing.discard(key)
+            entry = self._entry(handler.searcher, outcome)
+            if entry is not None:
+                self.results.put_answers([(key, entry)])
+            elif outcome.status == DEFERRED:  # its quota is spent: the stale answer serves on
+                pass
+        if handler.searcher.bulkhead.submit(work, handler.is_async, done) is None:
+            self.refreshing.discard(key)  # its queue is full: the next stale read tries again
+
+    @staticmethod
+    def _entry(searcher: Searcher, outcome: Outcome) -> Optional[CachedAnswer]:
+        """What to cache of a call's outcome: a whole answer, with its TTL; None for the others."""
+        if outcome.status != DONE:
+            return None
+        limits = searcher.limits
+        ttl = limits.cache_ttl_secs if outcome.hits else limits.no_hit_ttl_secs
+        if ttl <= 0:
+            return None
+        return CachedAnswer(outcome.hits, time.time(), ttl, limits.stale_secs)
+
+    def retry_secs(self, rid: str, base: float) -> float:
+        """A 303's retry_secs: ``base``, or if every searcher the lookup waits for waits for its
+        quota, the time until the first of those quotas lets a call through."""
+        lookup = self.active.get(rid)
+        if lookup is None:
+            return base
+        waiting = [job for job in lookup.jobs if job.status != DONE and job in lookup.running | lookup.retrying]
+        if not waiting or not all(job.waits_for_quota for job in waiting):
+            return base
+        return max(base, math.ceil(min(job.handler.searcher.bulkhead.paused_for() for job in waiting)))
 
     # -- running -----------------------------------------------------------------------------
     def _run(self, lookup: Lookup, job: Job) -> None:
@@ -161,7 +286,8 @@ class Dispatcher(BaseComponent):
             job.attempts -= 1
             lookup.running.discard(job)
             lookup.retrying.add(job)
-            self.scheduler.call_later(DEFER_RETRY_SECS, self._retry, lookup, job)
+            self.scheduler.call_later(max(DEFER_RETRY_SECS, h.searcher.bulkhead.paused_for()),
+                                      self._retry, lookup, job)
         elif call.state != "ended":
             job.call = call
 
@@ -197,14 +323,26 @@ class Dispatcher(BaseComponent):
             self.results.note(lookup.snapshot(complete=False), shared_only=True)
 
     def _time_out(self, lookup: Lookup) -> None:
-        if self.active.get(lookup.id) is lookup:
-            late = sorted({job.handler.label for job in lookup.running | lookup.retrying})
+        """The lookup's deadline: searchers still running are given up (it ends incomplete),
+        but one waiting for its quota waits on: the platform is told when to come back."""
+        if self.active.get(lookup.id) is not lookup:
+            return
+        unfinished = lookup.running | lookup.retrying
+        late = [job for job in unfinished if not job.waits_for_quota]
+        if late:
             LOG.warning("lookup %s timed out after %ss without %s: kept incomplete, so that "
                         "later polls and POSTs run it again", lookup.id, self.lookup_timeout_secs,
-                        ", ".join(late))
-            for job in lookup.running | lookup.retrying:
-                if job.call is not None:
-                    job.handler.searcher.bulkhead.cancel(job.call)
+                        ", ".join(sorted({job.handler.label for job in late})))
+        for job in late:
+            if job.call is not None:
+                job.handler.searcher.bulkhead.cancel(job.call)
+            lookup.running.discard(job)
+            lookup.retrying.discard(job)
+        waiting = unfinished.difference(late)
+        if waiting:  # looked at again when the first quota frees
+            wait = min(job.handler.searcher.bulkhead.paused_for() for job in waiting)
+            lookup.deadline_timer = self.scheduler.call_later(max(wait, 1.0), self._time_out, lookup)
+        else:
             self._finish(lookup)
 
     def _backoff_secs(self, reruns: int) -> float:
@@ -217,7 +355,10 @@ class Dispatcher(BaseComponent):
         if lookup.deadline_timer is not None:
             lookup.deadline_timer.cancel()
         record = lookup.snapshot(complete=True, backoff_secs=self._backoff_secs(lookup.record.reruns))
-        self.results.save(record)
+        answers = [(job.key, entry) for job in lookup.jobs if job.cached is None and job.status == DONE
+                   for entry in [self._entry(job.handler.searcher, Outcome(DONE, lookup.hits.get(job, [])))]
+                   if entry is not None]
+        self.results.save(record, answers)
         if record.missing:
             self.lookups_incomplete += 1
         else:

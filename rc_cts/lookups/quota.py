@@ -30,6 +30,14 @@ class Window:
     def __str__(self) -> str:
         return f"{self.limit}/{self.seconds:g}s"
 
+    def describe(self) -> str:
+        """As people write it: "500/day", "10/second", "25/2hours"."""
+        for name, seconds in (("month", 30 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+            if self.seconds % seconds == 0:
+                count = int(self.seconds // seconds)
+                return f"{self.limit}/{name}" if count == 1 else f"{self.limit}/{count}{name}s"
+        return f"{self.limit}/{self.seconds:g}seconds"
+
 
 def parse_rate_limit(text: str) -> List[Window]:
     """``"10/second, 500/day"`` -> windows; ValueError naming the part it cannot read."""
@@ -50,10 +58,17 @@ class Quota:
     """``acquire()`` -> 0 and the call is counted in every window, or the seconds to wait."""
 
     windows: Sequence[Window] = ()
-    blocking = False  # whether acquire() does I/O (then it runs off the event loop)
+    blocking = False  # whether acquire() and pause() do I/O (then they run off the event loop)
 
     def acquire(self) -> float:
         return 0.0
+
+    def pause(self, seconds: float) -> None:
+        """The provider says its quota is spent for ``seconds``: no call is counted until then."""
+
+    def remaining(self) -> List[int]:
+        """Calls left in each window, as of now (a shared quota: as of this process's last call)."""
+        return []
 
 
 class LocalQuota(Quota):
@@ -63,11 +78,12 @@ class LocalQuota(Quota):
         self.windows = tuple(windows)
         self._logs: List[Deque[float]] = [deque() for _ in self.windows]
         self._lock = threading.Lock()
+        self._paused_until = 0.0
 
     def acquire(self, now: Optional[float] = None) -> float:
         now = time.monotonic() if now is None else now
         with self._lock:
-            wait = 0.0
+            wait = self._paused_until - now
             for window, log in zip(self.windows, self._logs):
                 span = window.seconds + MARGIN_SECS
                 while log and log[0] <= now - span:
@@ -79,6 +95,16 @@ class LocalQuota(Quota):
             for log in self._logs:
                 log.append(now)
             return 0.0
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+    def remaining(self) -> List[int]:
+        now = time.monotonic()
+        with self._lock:
+            return [max(0, window.limit - sum(1 for t in log if t > now - window.seconds - MARGIN_SECS))
+                    for window, log in zip(self.windows, self._logs)]
 
 
 NO_QUOTA = Quota()

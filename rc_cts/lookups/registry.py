@@ -9,7 +9,9 @@ recorded handlers directly, each searcher in its own bulkhead.
 """
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, FrozenSet, Iterator, List, Mapping, Optional
@@ -17,7 +19,8 @@ from typing import Any, Callable, Dict, FrozenSet, Iterator, List, Mapping, Opti
 from circuits import BaseComponent
 
 from ..artifacts import LEGACY_PREFIX, is_artifact_type_name, legacy_method_name
-from .bulkhead import LIMIT_KINDS, Bulkhead, SearcherLimits
+from .bulkhead import Bulkhead
+from .limits import LIMIT_KINDS, SearcherLimits
 from ..hits import is_searcher_channel, service_of
 from .calls import is_async_handler
 
@@ -52,6 +55,8 @@ class Searcher:
     handlers: List[SearcherHandler] = field(default_factory=list)
     service: str = ""   # the service its bulkhead is counted under (its own channel's)
     name: str = ""      # its class name, "#2"... for a second instance on the service: metric labels
+    limits: SearcherLimits = field(default_factory=SearcherLimits)
+    fingerprint: str = ""  # of its credentials and options: part of its cached answers' keys
 
     @property
     def services(self) -> List[str]:
@@ -118,7 +123,8 @@ class SearcherRegistry:
         service = service_of(main_channel)
         same = sum(1 for s in self._adopted.values() if s.service == service and s.name.split("#")[0] == label)
         searcher = Searcher(component, self._make_bulkhead(label, limits, service), service=service,
-                            name=f"{label}#{same + 1}" if same else label)
+                            name=f"{label}#{same + 1}" if same else label, limits=limits,
+                            fingerprint=fingerprint(component))
         searcher.bulkhead.inline = getattr(component, "blocking", True) is False
         self._adopted[id(component)] = searcher
         for method, channel, names, legacy_name in found:
@@ -158,6 +164,29 @@ class SearcherRegistry:
                 continue
             limits = candidate
         return limits
+
+
+def fingerprint(component: BaseComponent) -> str:
+    """A digest of what the searcher's answers depend on besides the artifact: its class and
+    what ``cache_fingerprint()`` returns if it has one, else its public settings (attributes
+    holding a str, number or bool, or a flat dict of those, such as ``self.options``).  A new
+    API key or base URL gives a new digest, so cached answers made with the old one are not
+    used.  Only the digest is kept: never a secret."""
+    cls = type(component)
+    custom = getattr(component, "cache_fingerprint", None)
+    if callable(custom):
+        material = custom()
+    else:
+        material = {name: value for name, value in vars(component).items()
+                    if not name.startswith("_") and name not in ("channel", "root", "parent", "components")
+                    and (_is_scalar(value) or isinstance(value, Mapping)
+                         and all(isinstance(k, str) and _is_scalar(v) for k, v in value.items()))}
+    text = json.dumps([f"{cls.__module__}.{cls.__qualname__}", material], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
 
 
 def _lookup_handlers(component: BaseComponent) -> Iterator[tuple]:

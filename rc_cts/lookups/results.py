@@ -11,10 +11,11 @@ import os
 import socket
 import time
 import uuid
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..scheduler import Scheduler
 from ..store import LookupRecord, StoreError
+from ..store.answers import AnswerKey, CachedAnswer
 from ..store.gate import StoreGate
 
 LOG = logging.getLogger(__name__)
@@ -23,6 +24,8 @@ SAVE_RETRY_SECS = 1.0     # how often results the store could not take are offer
 REMOTE_POLL_SECS = 0.05   # how often a request waiting on another replica's lookup reads the store
 
 OnRecord = Callable[[Optional[LookupRecord], Optional[StoreError]], None]
+Answers = Dict[AnswerKey, CachedAnswer]
+AnswerEntries = List[Tuple[AnswerKey, CachedAnswer]]
 
 
 class Results:
@@ -48,6 +51,29 @@ class Results:
             on_record(kept, None)
         else:
             self.gate.call(lambda store: store.get(rid), on_record)
+
+    def read_with_answers(self, rid: str, keys: Sequence[AnswerKey],
+                          on_read: Callable[[Optional[LookupRecord], Answers, Optional[StoreError]], None]) -> None:
+        """For a POST, in one store call: the record (or the one kept here), and the cached
+        answers of the service's searchers for the artifact."""
+        def back(value: Optional[Tuple[Optional[LookupRecord], Answers]], error: Optional[StoreError]) -> None:
+            if error is not None or value is None:
+                on_read(None, {}, error)
+                return
+            record, answers = value
+            on_read(self.kept.get(rid, record), answers, None)
+        keys = list(keys)
+        self.gate.call(lambda store: store.get_with_answers(rid, keys), back)
+
+    def put_answers(self, entries: AnswerEntries) -> None:
+        """Cache searchers' answers (a background refresh's); a failure is logged, nothing waits."""
+        self.gate.write(lambda store: store.put_answers(entries),
+                        lambda exc: LOG.warning("answers not cached: %s", exc))
+
+    def clear_answers(self, service: Optional[str], artifact: Optional[str],
+                      on_done: Callable[[Optional[int], Optional[StoreError]], None]) -> None:
+        """Drop cached answers: every service's, one service's, or one artifact's on it."""
+        self.gate.call(lambda store: store.clear_answers(service, artifact), on_done)
 
     def ping(self, on_result: Callable[[Optional[StoreError]], None]) -> None:
         """For /readyz: ``on_result(None)`` if the store answers a ping within the gate's
@@ -90,8 +116,9 @@ class Results:
         self.gate.write(lambda store: store.put(record),
                         lambda exc: LOG.warning("lookup %s not updated in the store: %s", record.id, exc))
 
-    def save(self, record: LookupRecord) -> None:
-        """Store an ended lookup and give its lease up; kept in memory until the store has it."""
+    def save(self, record: LookupRecord, answers: Sequence[Tuple[AnswerKey, CachedAnswer]] = ()) -> None:
+        """Store an ended lookup, with the searchers' answers to cache, and give its lease up;
+        the record is kept in memory until the store has it (the answers are not: a cache)."""
         self.kept[record.id] = record
 
         def written(_value, error: Optional[StoreError]) -> None:
@@ -101,14 +128,17 @@ class Results:
             elif self.kept.get(record.id) is record:
                 del self.kept[record.id]
 
-        self.gate.call(lambda store: self._write_ended(store, [record]), written)
+        self.gate.call(lambda store: self._write_ended(store, [record], answers), written)
 
-    def _write_ended(self, store, records) -> None:
-        """In the gate: the ended records, and their leases given up (where leases exist)."""
+    def _write_ended(self, store, records, answers: Sequence[Tuple[AnswerKey, CachedAnswer]] = ()) -> None:
+        """In the gate: the ended records, and their leases given up (where leases exist);
+        then the answers to cache."""
         for record in records:
             store.put(record)
             if store.resumable:
                 store.release(record.id, self.owner)
+        if answers:
+            store.put_answers(answers)
 
     def _retry_later(self) -> None:
         if not self._retrying:

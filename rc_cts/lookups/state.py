@@ -10,6 +10,7 @@ from ..events import ThreatServiceLookupEvent
 from ..http.files import ArtifactFile
 from ..scheduler import TimerHandle
 from ..store import LookupRecord, StoreError
+from ..store.answers import AnswerKey, CachedAnswer
 from .bulkhead import Call
 from .calls import DONE
 from .registry import SearcherHandler
@@ -22,13 +23,20 @@ Waiter = Callable[[Answer], None]
 
 class Job:
     """One handler's part in one lookup."""
-    __slots__ = ("handler", "attempts", "status", "call")
+    __slots__ = ("handler", "attempts", "status", "call", "key", "cached")
 
-    def __init__(self, handler: SearcherHandler, attempts: int = 0):
+    def __init__(self, handler: SearcherHandler, key: AnswerKey, attempts: int = 0):
         self.handler = handler
+        self.key = key              # where its answer is cached
         self.attempts = attempts
-        self.status: Optional[str] = None  # the last call's DONE, INCOMPLETE, FAILED or TIMED_OUT
+        self.status: Optional[str] = None  # the last call's DONE, INCOMPLETE, FAILED, TIMED_OUT or SKIPPED
         self.call: Optional[Call] = None
+        self.cached: Optional[CachedAnswer] = None  # answered from the cache, not called
+
+    @property
+    def waits_for_quota(self) -> bool:
+        """Not called yet because its searcher's quota is spent: it waits, whatever the deadline."""
+        return self.handler.searcher.bulkhead.paused_for() > 0 and (self.call is None or self.call.state == "queued")
 
 
 class Lookup:
@@ -36,11 +44,13 @@ class Lookup:
     of the hits the others gave before.  ``starting`` until the store has taken its lease."""
 
     def __init__(self, record: LookupRecord, channel: str, file: Optional[ArtifactFile],
-                 rerun: Optional[Dict[str, int]] = None):
+                 rerun: Optional[Dict[str, int]] = None,
+                 answers: Optional[Dict[AnswerKey, CachedAnswer]] = None):
         self.record = record
         self.channel = channel
         self.file = file
         self.rerun = rerun  # searcher label -> calls made in earlier runs; None runs them all
+        self.answers = answers  # cached answers read with the record (None: not read): searchers not to call
         self.event = ThreatServiceLookupEvent(request_id=record.id, name=record.artifact["type"],
                                               artifact=record.artifact, channel=channel, file=file)
         self.starting = True

@@ -27,27 +27,37 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 # A searcher's rate-limit windows, as sliding logs (sorted sets of call times), all checked and
-# counted at once so that replicas sharing the quota never pass it together. Returns 0 when the
-# call is counted, else the milliseconds until every window has room.
+# counted at once so that replicas sharing the quota never pass it together.  KEYS[1] is the
+# provider's pause (a 429 seen by any replica), the others the windows.  Returns {wait, left...}:
+# wait is 0 when the call is counted, else the milliseconds until every window has room; then
+# the calls left in each window.
 QUOTA = """
 local now = tonumber(ARGV[1])
 local wait = 0
-for i, key in ipairs(KEYS) do
-    local limit = tonumber(ARGV[2 * i])
-    local span = tonumber(ARGV[2 * i + 1])
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - span)
-    local count = redis.call('ZCARD', key)
+local paused = redis.call('PTTL', KEYS[1])
+if paused > 0 then wait = paused end
+local counts = {}
+for i = 2, #KEYS do
+    local limit = tonumber(ARGV[2 * i - 2])
+    local span = tonumber(ARGV[2 * i - 1])
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - span)
+    local count = redis.call('ZCARD', KEYS[i])
     if count >= limit then
-        local oldest = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
+        local oldest = redis.call('ZRANGE', KEYS[i], count - limit, count - limit, 'WITHSCORES')
         wait = math.max(wait, tonumber(oldest[2]) + span - now)
     end
+    counts[i - 1] = count
 end
-if wait > 0 then return wait end
-for i, key in ipairs(KEYS) do
-    redis.call('ZADD', key, now, ARGV[#ARGV])
-    redis.call('PEXPIRE', key, tonumber(ARGV[2 * i + 1]))
+if wait == 0 then
+    for i = 2, #KEYS do
+        redis.call('ZADD', KEYS[i], now, ARGV[#ARGV])
+        redis.call('PEXPIRE', KEYS[i], tonumber(ARGV[2 * i - 1]))
+        counts[i - 1] = counts[i - 1] + 1
+    end
 end
-return 0
+local result = {math.ceil(wait)}
+for i = 2, #KEYS do result[i] = math.max(0, tonumber(ARGV[2 * i - 2]) - counts[i - 1]) end
+return result
 """
 TIMEOUT = 1.0  # seconds: a Redis that does not answer must not hold the event loop for long
 
@@ -132,9 +142,17 @@ class RedisStore(Store):
     def release(self, request_id: str, owner: str) -> None:
         self._call(self._release, [f"{self.prefix}lease:{request_id}"], [owner])
 
-    def count_call(self, keys: List[str], args: list) -> int:
-        """Run the quota script: 0 if the call is counted, else milliseconds to wait."""
-        return int(self._quota(keys, args))
+    def count_call(self, keys: List[str], args: list) -> List[int]:
+        """Run the quota script: [0 if the call is counted, else milliseconds to wait, then the
+        calls left in each window]."""
+        return [int(n) for n in self._quota(keys, args)]
+
+    def pause_quota(self, key: str, seconds: float) -> None:
+        """Hold every replica's calls for ``seconds``, unless a longer pause is set already."""
+        ms = max(1, int(seconds * 1000))
+        current = self._redis.pttl(key)
+        if current is None or int(current) < ms:
+            self._redis.set(key, "1", px=ms)
 
     def make_quota(self, name: str, windows: Sequence[Window]) -> Quota:
         """One quota for every replica sharing this Redis (keys under the prefix)."""
@@ -152,15 +170,28 @@ class RedisQuota(Quota):
     def __init__(self, store: RedisStore, name: str, windows: Sequence[Window]):
         self.windows = tuple(windows)
         self._store = store
-        self._keys = [f"{store.prefix}quota:{name}:{w.limit}/{w.seconds:g}" for w in self.windows]
+        self._pause_key = f"{store.prefix}quota:{name}:paused"
+        self._keys = [self._pause_key] + [f"{store.prefix}quota:{name}:{w.limit}/{w.seconds:g}"
+                                          for w in self.windows]
         self._args: List[int] = []
         for w in self.windows:
             self._args += [w.limit, int((w.seconds + MARGIN_SECS) * 1000)]
+        self._left = [w.limit for w in self.windows]  # as the last call made here found them
 
     def acquire(self) -> float:
         member = uuid.uuid4().hex
         try:
-            wait_ms = self._store.count_call(self._keys, [int(time.time() * 1000), *self._args, member])
+            wait_ms, *left = self._store.count_call(self._keys, [int(time.time() * 1000), *self._args, member])
         except redis.RedisError:
             return 1.0
+        self._left = left
         return float(wait_ms) / 1000.0
+
+    def pause(self, seconds: float) -> None:
+        try:
+            self._store.pause_quota(self._pause_key, seconds)
+        except redis.RedisError:
+            pass  # this process pauses anyway; the other replicas will see their own 429
+
+    def remaining(self) -> List[int]:
+        return list(self._left)

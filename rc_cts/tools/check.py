@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, 
 from .. import plugins
 from ..config.settings import (CTS_SECTION, RESILIENT_SECTION, SERVICE_SECTION_PREFIX, WEB_SECTION, ConfigError,
                                ConfigFile, Settings, collect_settings, options_of, section_of, where)
-from ..lookups.bulkhead import LIMIT_KINDS
+from ..lookups.limits import LIMIT_KINDS
 from ..logs import log_path, mask_secrets
 from ..store import StoreError, open_store
 

@@ -17,6 +17,7 @@ from ..config.settings import (LOG_FORMATS, LOG_LEVELS, ConfigError, ConfigFile,
                                find_config_file, load_config_file, settings_from_opts, where)
 from ..hits import service_of
 from ..store import StoreError
+from . import ops_cli
 
 LOG = logging.getLogger("rc_cts")
 LOG_FORMAT = logs.PLAIN_FORMAT
@@ -112,6 +113,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_searchers(args: argparse.Namespace) -> int:
+    if args.url:
+        return _ops(lambda: ops_cli.remote_searchers(args, _table))
     from .. import plugins
     found, errors = plugins.discover()
     rows = [(sc.service, ", ".join(sc.artifact_types()).replace("*", "every type") or "-",
@@ -126,6 +129,22 @@ def cmd_searchers(args: argparse.Namespace) -> int:
         for error in errors:
             print(f"  {error}")
     return 1 if errors else 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    config = _load_config(args.config)
+    return _ops(lambda: ops_cli.cache_clear(args, config))
+
+
+def _ops(command: Callable[[], int]) -> int:
+    """An operator command: its usage errors as the CLI's, a service it cannot reach in one line."""
+    try:
+        return command()
+    except ops_cli.UsageError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:  # the --url service: refused, unreachable, timed out
+        print(f"cannot reach the service: {_error_text(exc) or exc}", file=sys.stderr)
+        return 1
 
 
 def _table(header: Optional[List[str]], rows: List[tuple], indent: str = "") -> None:
@@ -289,8 +308,21 @@ def _parser() -> Parser:
     check.set_defaults(func=cmd_check, default_level="WARNING")
 
     searchers = sub.add_parser("searchers", parents=[common],
-                               help="list installed searchers, their services and artifact types")
+                               help="list installed searchers, their services and artifact types; "
+                                    "with --url, a running service's searchers and their breakers")
+    ops_cli.add_remote_options(searchers, "metrics_token")
     searchers.set_defaults(func=cmd_searchers, default_level="WARNING")
+
+    cache = sub.add_parser("cache", parents=[common], help="the per-searcher answer cache")
+    cache_sub = cache.add_subparsers(dest="action", required=True, parser_class=Parser)
+    clear = cache_sub.add_parser("clear", parents=[common], help="drop cached answers (all, one service's, "
+                                 "or one artifact's): in the store app.config names, or with --url through "
+                                 "the service's DELETE /admin/cache")
+    clear.add_argument("--service", help="only this service's answers")
+    clear.add_argument("--type", help="with --value: only this artifact's answers, e.g. net.ip")
+    clear.add_argument("--value", help="the artifact's value")
+    ops_cli.add_remote_options(clear, "admin_token")
+    clear.set_defaults(func=cmd_cache, default_level="WARNING")
 
     lookup = sub.add_parser("lookup", parents=[common],
                             help="look up one artifact as the platform would, and show the hits")
