@@ -454,7 +454,8 @@ def test_a_corrupt_answer_is_skipped(make_store):
     store = make_store()
     good = akey("Good@1")
     store.put_answers([(good, answer())])
-    junk = ["not json", "[1, 2]", '{"stored_at": "soon"}', '{"hits": 5, "fresh_secs": 100}', "null", ""]
+    junk = ["not json", "[1, 2]", '{"stored_at": "soon"}', '{"hits": 5, "fresh_secs": 100}', "null", "",
+            answer(stored_at=time.time() - 100, fresh=10).to_json()]  # expired, though kept longer
     keys = [akey(f"Junk{i}") for i in range(len(junk))]
     for k, text in zip(keys, junk):
         write_raw(store, k, text)
