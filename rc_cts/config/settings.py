@@ -82,6 +82,11 @@ rescan calls only the searchers whose answers are missing or stale. cache_proven
 adds a prop "rc-cts cache: cached, age N s" to each hit answered from the cache.""")
     cache_max_mb: float = option(256, """The memory store also keeps at most cache_max_mb of results, measured as their JSON (the least
 recently used go first); a result larger than that is answered but not kept.""")
+    answer_cache_size: int = option(100000, """Each searcher's answers are also cached on their own (in the store chosen below), so that a
+rescan asks only the searchers whose answers are missing or stale: at most answer_cache_size
+answers and answer_cache_max_mb of them, measured as their JSON (those that expire soonest go
+first; in the memory store, the least recently used); an answer larger than that is not kept.""")
+    answer_cache_max_mb: float = option(256)
     auth_user: Optional[str] = option(None, "HTTP Basic authentication, when the service is registered with -user/-password (both or neither).",
                                       example="soar")
     auth_password: Optional[str] = option(None, example="$CTS_PASSWORD")
@@ -176,6 +181,10 @@ be). The file rotates at log_max_bytes, keeping log_backup_count older files (<l
     @property
     def cache_max_bytes(self) -> int:
         return int(self.cache_max_mb * 1024 * 1024)
+
+    @property
+    def answer_cache_max_bytes(self) -> int:
+        return int(self.answer_cache_max_mb * 1024 * 1024)
 
 
 _KINDS = {name: (str if hint == Optional[str] else hint)
@@ -273,9 +282,10 @@ def collect_settings(opts: Mapping[str, Mapping[str, Any]]) -> Tuple[Settings, L
     return settings, errors
 
 
-_POSITIVE = ("cache_size", "cache_ttl", "cache_max_mb", "workers", "max_queue", "call_timeout_secs", "max_body_mb",
-             "max_file_mb", "idle_timeout_secs", "header_timeout_secs", "request_timeout_secs", "max_buffered_mb",
-             "lookup_timeout_secs", "max_connections", "lease_secs")
+_POSITIVE = ("cache_size", "cache_ttl", "cache_max_mb", "answer_cache_size", "answer_cache_max_mb", "workers",
+             "max_queue", "call_timeout_secs", "max_body_mb", "max_file_mb", "idle_timeout_secs",
+             "header_timeout_secs", "request_timeout_secs", "max_buffered_mb", "lookup_timeout_secs",
+             "max_connections", "lease_secs")
 _NOT_NEGATIVE = ("first_retry_secs", "later_retry_secs", "sync_wait_secs", "shutdown_grace_secs",
                  "incomplete_retry_secs", "max_retries", "log_backup_count")
 

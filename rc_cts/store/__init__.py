@@ -7,11 +7,13 @@ __all__ = ["LookupRecord", "Store", "StoreError", "MemoryStore", "open_store"]
 
 def open_store(settings) -> Store:
     """The store ``settings.store`` names: memory, sqlite or redis."""
+    answers = {"answers_max_entries": settings.answer_cache_size,
+               "answers_max_bytes": settings.answer_cache_max_bytes}
     if settings.store == "sqlite":
         from .sqlite import SQLiteStore
-        return SQLiteStore(settings.sqlite_path, maxsize=settings.cache_size, ttl=settings.cache_ttl)
+        return SQLiteStore(settings.sqlite_path, maxsize=settings.cache_size, ttl=settings.cache_ttl, **answers)
     if settings.store == "redis":
         from .redis import RedisStore
-        return RedisStore(settings.redis_url, ttl=settings.cache_ttl, prefix=settings.redis_prefix)
+        return RedisStore(settings.redis_url, ttl=settings.cache_ttl, prefix=settings.redis_prefix, **answers)
     return MemoryStore(maxsize=settings.cache_size, ttl=settings.cache_ttl,
-                       max_bytes=settings.cache_max_bytes)
+                       max_bytes=settings.cache_max_bytes, **answers)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+LOG = logging.getLogger(__name__)
 
 
 class AnswerKey(NamedTuple):
@@ -50,6 +53,58 @@ class CachedAnswer:
         data: Dict[str, Any] = json.loads(text)
         return cls(hits=data.get("hits", []), stored_at=float(data.get("stored_at", 0)),
                    fresh_secs=float(data.get("fresh_secs", 0)), stale_secs=float(data.get("stale_secs", 0)))
+
+
+def load_answer(text: Optional[str]) -> Optional[CachedAnswer]:
+    """The answer in ``text``, or None if there is none or it is not one (corrupt, or written by
+    something else): a store treats it as missing, so the searcher is asked again."""
+    if not text:
+        return None
+    try:
+        answer = CachedAnswer.from_json(text)
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return answer if isinstance(answer.hits, list) else None
+
+
+def live_answers(found: Sequence[Tuple[AnswerKey, Optional[str]]], now: Optional[float] = None) \
+        -> Dict[AnswerKey, CachedAnswer]:
+    """What ``get_answers`` returns of the texts a store found: those that load and have not expired."""
+    now = time.time() if now is None else now
+    answers = {}
+    for key, text in found:
+        answer = load_answer(text)
+        if answer is not None and answer.expires > now:
+            answers[key] = answer
+    return answers
+
+
+class Entry(NamedTuple):
+    """An answer as a store writes it: JSON text (never a pickle), and when it expires."""
+    key: AnswerKey
+    text: str
+    expires: float
+
+
+def prepare_entries(entries: Sequence[Tuple[AnswerKey, CachedAnswer]], max_bytes: int,
+                    now: Optional[float] = None) -> Tuple[List[Entry], List[AnswerKey]]:
+    """The entries of a ``put_answers`` to write (the last of each key), and the keys whose
+    entry is not kept: already expired, or larger than the whole byte bound (logged by searcher:
+    the artifact digest is no business of the log). The store removes what those replace."""
+    now = time.time() if now is None else now
+    keep: List[Entry] = []
+    drop: List[AnswerKey] = []
+    for key, answer in dict(entries).items():
+        text = answer.to_json()
+        if not answer.expires > now:
+            drop.append(key)
+        elif len(text) > max_bytes:
+            drop.append(key)
+            LOG.warning("searcher %s: its answer (%d bytes) is larger than the answer cache "
+                        "(answer_cache_max_mb, %d bytes); not kept", key.searcher, len(text), max_bytes)
+        else:
+            keep.append(Entry(key, text, answer.expires))
+    return keep, drop
 
 
 def artifact_digest(artifact_type: str, value: Any, file_sha256: Optional[str] = None) -> str:

@@ -6,7 +6,9 @@ import abc
 import json
 import time
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
+
+from .answers import AnswerKey, CachedAnswer
 
 if TYPE_CHECKING:
     from ..lookups.quota import Quota, Window
@@ -65,8 +67,10 @@ class LookupRecord:
 
 
 class Store(abc.ABC):
-    """Records keyed by request id, expiring after the TTL; and leases, so that of several
-    processes sharing a store one runs each lookup, and another takes over if it dies."""
+    """Records keyed by request id, expiring after the TTL; leases, so that of several
+    processes sharing a store one runs each lookup, and another takes over if it dies; and
+    the per-searcher answer cache, bounded apart from the records (``answers_max_entries``,
+    ``answers_max_bytes``: bytes as the length of each answer's JSON text)."""
 
     resumable = True  # records outlive the process: pending lookups are resumed or taken over
     blocking = True   # calls may wait on I/O: they run in the store gate's thread, not the loop's
@@ -91,6 +95,28 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def release(self, request_id: str, owner: str) -> None:
         """Give the lease up, if ``owner`` holds it."""
+
+    @abc.abstractmethod
+    def get_answers(self, keys: Sequence[AnswerKey]) -> Dict[AnswerKey, CachedAnswer]:
+        """The answers kept for ``keys`` that have not expired (``CachedAnswer.expires`` > now,
+        wall clock); missing keys, and entries that do not load, are absent from the dict."""
+
+    @abc.abstractmethod
+    def put_answers(self, entries: Sequence[Tuple[AnswerKey, CachedAnswer]]) -> None:
+        """Insert or replace; each expires at its own ``expires``.  An entry already expired, or
+        larger than the whole byte bound (logged), is not stored, and removes the one it replaces.
+        Past the bounds the entries that expire soonest go first (memory: least recently used)."""
+
+    @abc.abstractmethod
+    def clear_answers(self, service: Optional[str] = None, artifact: Optional[str] = None) -> int:
+        """Remove the answers of ``service`` (all services if None) and, if given, of one artifact
+        digest only; returns how many unexpired answers were removed."""
+
+    def get_with_answers(self, request_id: str, keys: Sequence[AnswerKey]) \
+            -> Tuple[Optional[LookupRecord], Dict[AnswerKey, CachedAnswer]]:
+        """The record and the answers in one call: a POST needs both.  Stores where a call is
+        a round trip (Redis) make it one."""
+        return self.get(request_id), (self.get_answers(keys) if keys else {})
 
     def ping(self) -> None:
         """A cheap round trip, for /readyz: StoreError if the store cannot be reached now.

@@ -1,9 +1,10 @@
 """A Redis store: several rc-cts processes (replicas) share results and leases."""
 from __future__ import annotations
 
+import math
 import time
 import uuid
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -11,6 +12,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ..lookups.quota import MARGIN_SECS, Quota, Window
+from .answers import AnswerKey, CachedAnswer, live_answers, prepare_entries
 from .base import LookupRecord, Store, StoreError
 
 # Take the lease if free or expired, or renew it if ours: atomic, so two replicas never both win.
@@ -59,7 +61,91 @@ local result = {math.ceil(wait)}
 for i = 2, #KEYS do result[i] = math.max(0, tonumber(ARGV[2 * i - 2]) - counts[i - 1]) end
 return result
 """
+# The answer cache, bounded in entries and bytes for every replica at once: each answer is a key
+# <prefix>answer:<member> expiring with the answer (PX), indexed in a sorted set (member -> when
+# it expires, ms) with its size in a hash and the sizes' sum in a counter.  One call puts a batch
+# and trims: index members already expired go (their keys did, by PX), then the replaced and the
+# dropped entries, then the new ones are added, then the soonest-expiring are popped while past
+# a bound.  Returns the entries indexed.
+# KEYS: index, sizes, byte counter.  ARGV: now (ms), max entries, max bytes, key prefix, the
+# number n of members to drop, those n members, then member, expires (ms), JSON text of each entry.
+PUT_ANSWERS = """
+local index, sizes, total = KEYS[1], KEYS[2], KEYS[3]
+local now, max_entries, max_bytes = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local base, drops = ARGV[4], tonumber(ARGV[5])
+local bytes = tonumber(redis.call('GET', total) or '0')
+local function forget(member)
+    local size = redis.call('HGET', sizes, member)
+    if size then
+        bytes = bytes - tonumber(size)
+        redis.call('HDEL', sizes, member)
+    end
+end
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, 1000)) do
+    forget(member)
+    redis.call('ZREM', index, member)
+end
+for i = 6, 5 + drops do
+    forget(ARGV[i])
+    redis.call('ZREM', index, ARGV[i])
+    redis.call('DEL', base .. ARGV[i])
+end
+for i = 6 + drops, #ARGV, 3 do
+    local member, body = ARGV[i], ARGV[i + 2]
+    forget(member)
+    redis.call('SET', base .. member, body, 'PX', math.max(1, tonumber(ARGV[i + 1]) - now))
+    redis.call('ZADD', index, ARGV[i + 1], member)
+    redis.call('HSET', sizes, member, #body)
+    bytes = bytes + #body
+end
+local count = redis.call('ZCARD', index)
+while count > 0 and (count > max_entries or bytes > max_bytes) do
+    local member = redis.call('ZPOPMIN', index)[1]
+    forget(member)
+    redis.call('DEL', base .. member)
+    count = count - 1
+end
+if count == 0 then bytes = 0 end
+redis.call('SET', total, bytes)
+return count
+"""
+# Remove answers (clear_answers): KEYS as above; ARGV: key prefix, then members.  Returns how
+# many of their keys were still there, i.e. the unexpired answers removed.
+REMOVE_ANSWERS = """
+local index, sizes, total = KEYS[1], KEYS[2], KEYS[3]
+local bytes = tonumber(redis.call('GET', total) or '0')
+local removed = 0
+for i = 2, #ARGV do
+    local size = redis.call('HGET', sizes, ARGV[i])
+    if size then
+        bytes = bytes - tonumber(size)
+        redis.call('HDEL', sizes, ARGV[i])
+    end
+    redis.call('ZREM', index, ARGV[i])
+    removed = removed + redis.call('DEL', ARGV[1] .. ARGV[i])
+end
+if redis.call('ZCARD', index) == 0 then bytes = 0 end
+redis.call('SET', total, bytes)
+return removed
+"""
+CLEAR_BATCH = 500  # members removed per script call by clear_answers
+MAX_ANSWER_LIFE_MS = 10 * 365 * 86400 * 1000  # an answer kept "forever" (inf) is kept this long
 TIMEOUT = 1.0  # seconds: a Redis that does not answer must not hold the event loop for long
+# Percent-encoded in the service and artifact parts of a member: ':' separates the parts, the
+# others are MATCH pattern characters, '%' keeps the encoding one to one.
+_ESCAPES = str.maketrans({c: f"%{ord(c):02X}" for c in ":*?[]\\%"})
+
+
+def _expires_ms(expires: float, now_ms: int) -> int:
+    """When an answer's key expires: in whole ms, not before the answer does, and a finite time."""
+    latest = now_ms + MAX_ANSWER_LIFE_MS
+    return latest if expires * 1000 >= latest else math.ceil(expires * 1000)
+
+
+def _escape(part: str) -> str:
+    """A key part with no ':' that matches only itself in a MATCH pattern: so that clearing
+    service "a" leaves "a:b" alone, and "a*" is no wildcard."""
+    return part.translate(_ESCAPES)
 
 
 def safe_url(url: str) -> str:
@@ -73,9 +159,14 @@ def safe_url(url: str) -> str:
 
 
 class RedisStore(Store):
-    """Records expire with ``ttl``; pending ids are kept in a sorted set for takeover."""
+    """Records expire with ``ttl``; pending ids are kept in a sorted set for takeover.
 
-    def __init__(self, url: str, ttl: float = 600, prefix: str = "rc_cts:"):
+    Answers live under ``<prefix>answer:<service>:<artifact>:<searcher>`` (service and artifact
+    escaped, see ``_escape``), indexed in ``<prefix>answers`` with their sizes in
+    ``<prefix>answers:sizes`` and the total in ``<prefix>answers:bytes``: see PUT_ANSWERS."""
+
+    def __init__(self, url: str, ttl: float = 600, prefix: str = "rc_cts:",
+                 answers_max_entries: int = 100000, answers_max_bytes: int = 256 * 1024 * 1024):
         try:
             self.url = safe_url(url)
             self._redis = redis.Redis.from_url(
@@ -90,9 +181,30 @@ class RedisStore(Store):
         self._lease = self._redis.register_script(LEASE)
         self._release = self._redis.register_script(RELEASE)
         self._quota = self._redis.register_script(QUOTA)
+        self.answers_max_entries = answers_max_entries
+        self.answers_max_bytes = answers_max_bytes
+        self._answer_prefix = prefix + "answer:"
+        self._answer_index = prefix + "answers"
+        self._answer_sizes = prefix + "answers:sizes"
+        self._answer_bytes = prefix + "answers:bytes"
+        self._put_answers = self._redis.register_script(PUT_ANSWERS)
+        self._remove_answers = self._redis.register_script(REMOVE_ANSWERS)
 
     def _key(self, request_id: str) -> str:
         return f"{self.prefix}lookup:{request_id}"
+
+    @staticmethod
+    def _member(key: AnswerKey) -> str:
+        """An answer's name in the index, and its key after the prefix."""
+        return f"{_escape(key.service)}:{_escape(key.artifact)}:{key.searcher}"
+
+    def _answer_key(self, key: AnswerKey) -> str:
+        return self._answer_prefix + self._member(key)
+
+    @property
+    def _answer_keys(self) -> List[str]:
+        """The KEYS of the answer scripts."""
+        return [self._answer_index, self._answer_sizes, self._answer_bytes]
 
     def _call(self, fn, *args):
         try:
@@ -114,6 +226,56 @@ class RedisStore(Store):
                 pipe.zadd(self._pending, {record.id: time.time()})
             pipe.execute()
         self._call(write)
+
+    def get_answers(self, keys: Sequence[AnswerKey]) -> Dict[AnswerKey, CachedAnswer]:
+        if not keys:
+            return {}
+        texts = self._call(self._redis.mget, [self._answer_key(k) for k in keys])
+        return live_answers(list(zip(keys, texts)))
+
+    def get_with_answers(self, request_id: str, keys: Sequence[AnswerKey]) \
+            -> Tuple[Optional[LookupRecord], Dict[AnswerKey, CachedAnswer]]:
+        """One MGET: the record's key and the answers' keys."""
+        texts = self._call(self._redis.mget, [self._key(request_id), *(self._answer_key(k) for k in keys)])
+        record = LookupRecord.from_json(texts[0]) if texts[0] else None
+        return record, live_answers(list(zip(keys, texts[1:])))
+
+    def put_answers(self, entries: Sequence[Tuple[AnswerKey, CachedAnswer]]) -> None:
+        """One script call for the whole batch, trim included."""
+        now = time.time()
+        keep, drop = prepare_entries(entries, self.answers_max_bytes, now)
+        if not keep and not drop:
+            return
+        now_ms = int(now * 1000)
+        args: list = [now_ms, self.answers_max_entries, self.answers_max_bytes,
+                      self._answer_prefix, len(drop), *(self._member(k) for k in drop)]
+        for entry in keep:
+            args += [self._member(entry.key), _expires_ms(entry.expires, now_ms), entry.text]
+        self._call(self._put_answers, self._answer_keys, args)
+
+    def clear_answers(self, service: Optional[str] = None, artifact: Optional[str] = None) -> int:
+        """ZSCAN of the index, then a script per CLEAR_BATCH members: counts the answers whose
+        keys were still there (unexpired); index members of expired ones go uncounted.  Answers
+        put meanwhile by another replica may stay."""
+        parts = [None if part is None else _escape(part) for part in (service, artifact)]
+        pattern = f"{parts[0] or '*'}:{parts[1] or '*'}:*"
+
+        def ours(member: str) -> bool:
+            got = member.split(":", 2)
+            return len(got) == 3 and all(want is None or want == part for want, part in zip(parts, got))
+
+        def clear() -> int:
+            removed, batch = 0, []
+            for member, _ in self._redis.zscan_iter(self._answer_index, match=pattern, count=1000):
+                if ours(member):
+                    batch.append(member)
+                if len(batch) >= CLEAR_BATCH:
+                    removed += int(self._remove_answers(self._answer_keys, [self._answer_prefix, *batch]))
+                    batch = []
+            if batch:
+                removed += int(self._remove_answers(self._answer_keys, [self._answer_prefix, *batch]))
+            return removed
+        return self._call(clear)
 
     def ping(self) -> None:
         """Redis PING: one round trip, within the socket timeout."""
