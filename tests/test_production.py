@@ -343,7 +343,7 @@ def test_exactly_one_info_line_per_lookup_and_no_value_at_info(run_cli):
         "waiting=ExampleSearcher._lookup_net_uri hits=0" in post
     assert f"GET /cts/example/{rid} 200 " in get and f"lookup={rid} service=example type=net.uri outcome=whole hits=2" in get
     assert "OPTIONS /cts/example 200 " in options and "lookup=" not in options
-    assert "POST /cts/example 200 " in rescan and "outcome=whole hits=2" in rescan
+    assert "POST /cts/example 200 " in rescan and "outcome=cached hits=2" in rescan  # every answer from the cache
     assert secret not in log
     debug = run_cli(cfg, args=["--log-level", "DEBUG"])
     Client(debug.url + "/cts").post("example", {"type": "net.uri", "value": secret})

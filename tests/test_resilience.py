@@ -91,6 +91,7 @@ def most_in_any_span(times: List[float], span: float) -> int:
     return max(sum(1 for u in times[i:] if u < t + span) for i, t in enumerate(times))
 
 
+@pytest.mark.timeout(300)  # three minute windows: about 125 s
 def test_two_windows_hold_across_two_replicas_on_one_redis_and_no_lookup_is_dropped(
         run_cli, api, redis_server, redis_prefix):
     """2/second and 5/minute, shared by two processes: twelve lookups take three minute windows,

@@ -74,19 +74,20 @@ out or stayed incomplete) answers 303 with the hits found so far; its missing se
 again on later GETs after a backoff (incomplete_retry_secs, doubling, at most 12 times that),
 and the max_retries-th GET answers 200 with the hits found. The next POST runs them again.""")
     incomplete_retry_secs: float = option(5)
-    cache_size: int = option(10000, "Results kept for rescans and GETs: at most cache_size lookups, each for cache_ttl seconds.")
+    cache_size: int = option(10000, """Lookups kept for GETs: at most cache_size, each for cache_ttl seconds (also the default
+time a searcher's answer is reused).""")
     cache_ttl: float = option(600)
-    cache_provenance: bool = option(False, """Each searcher's answers are cached apart, for the cache_ttl_secs its class or its service's
-section gives (default cache_ttl; answers with no hit: no_hit_ttl_secs, default 60), so a
-rescan calls only the searchers whose answers are missing or stale. cache_provenance = true
-adds a prop "rc-cts cache: cached, age N s" to each hit answered from the cache.""")
-    cache_max_mb: float = option(256, """The memory store also keeps at most cache_max_mb of results, measured as their JSON (the least
+    cache_max_mb: float = option(256, """The memory store also keeps at most cache_max_mb of lookups, measured as their JSON (the least
 recently used go first); a result larger than that is answered but not kept.""")
-    answer_cache_size: int = option(100000, """Each searcher's answers are also cached on their own (in the store chosen below), so that a
-rescan asks only the searchers whose answers are missing or stale: at most answer_cache_size
-answers and answer_cache_max_mb of them, measured as their JSON (those that expire soonest go
-first; in the memory store, the least recently used); an answer larger than that is not kept.""")
+    answer_cache_size: int = option(100000, """Each searcher's answer is cached on its own, for the cache_ttl_secs its class or its
+service's section gives (default cache_ttl; an answer with no hit: no_hit_ttl_secs, default
+60), so that a rescan calls only the searchers whose answers are missing or stale. At most
+answer_cache_size answers and answer_cache_max_mb of them, measured as their JSON (those that
+expire soonest go first; in the memory store, the least recently used); an answer larger than
+that is not kept. cache_provenance = true adds a prop "rc-cts cache" saying "cached, age N s"
+to each hit answered from the cache.""")
     answer_cache_max_mb: float = option(256)
+    cache_provenance: bool = option(False)
     auth_user: Optional[str] = option(None, "HTTP Basic authentication, when the service is registered with -user/-password (both or neither).",
                                       example="soar")
     auth_password: Optional[str] = option(None, example="$CTS_PASSWORD")
@@ -103,11 +104,15 @@ after that it answers 303 and the platform polls. 0 gives the original rc-cts's 
 `workers` calls at once (its own threads; async handlers share one asyncio loop), at most
 max_queue calls waiting (beyond that its lookups stay pending and the platform retries later),
 and each call given up after call_timeout_secs (the lookup is then kept incomplete).
-A searcher class may declare max_concurrency, max_queue, call_timeout_secs and rate_limit
-("4/minute, 1000/day") itself; a section [custom_threat_service.<service>] overrides them
-for one service, e.g.
+A searcher class may declare these itself: max_concurrency, max_queue, call_timeout_secs;
+rate_limit ("10/second, 500/day": every window holds, lookups past one wait); its circuit
+breaker (breaker_failures = 5 in a row, or breaker_failure_ratio = 0.5 of the last
+breaker_window = 20 calls; breaker_cooldown_secs = 30, doubling to breaker_max_cooldown_secs
+= 600); and its cache (cache_ttl_secs, no_hit_ttl_secs, stale_secs = 0). A section
+[custom_threat_service.<service>] overrides them for one service, e.g.
   [custom_threat_service.example]
-  max_concurrency = 4""")
+  max_concurrency = 4
+  rate_limit = 4/minute, 500/day""")
     max_queue: int = option(1000)
     call_timeout_secs: float = option(60)
     lookup_timeout_secs: float = option(300, "A searcher still running this long after its lookup started leaves the lookup incomplete.")

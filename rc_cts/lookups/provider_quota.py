@@ -69,7 +69,7 @@ def wait_from_headers(headers: Mapping[str, Any], default: Optional[float] = DEF
     """Seconds until the provider accepts calls again: ``Retry-After`` (seconds or an HTTP
     date), else a reset header (seconds from now, or a Unix time); ``default`` if none reads."""
     now = time.time() if now is None else now
-    retry_after = _header(headers, ("retry-after",))
+    retry_after = _header(headers, ("retry-after",), first_of_list=False)  # an HTTP date has a comma
     if retry_after is not None:
         wait = _seconds(retry_after, now, dates=True)
         if wait is not None:
@@ -105,8 +105,9 @@ def _seconds(text: str, now: float, dates: bool) -> Optional[float]:
     return min(max(value, 0.0), MAX_PAUSE_SECS)
 
 
-def _header(headers: Mapping[str, Any], names) -> Optional[str]:
-    """The first of ``names`` present, case-insensitively, in any mapping of headers."""
+def _header(headers: Mapping[str, Any], names, first_of_list: bool = True) -> Optional[str]:
+    """The first of ``names`` present, case-insensitively, in any mapping of headers; of a
+    list ("10, 500;w=86400"), the first item."""
     get = getattr(headers, "get", None)
     for name in names:
         value = get(name) if get is not None else None
@@ -117,5 +118,5 @@ def _header(headers: Mapping[str, Any], names) -> Optional[str]:
                     break
         if value is not None:
             text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
-            return text.split(",")[0].strip()
+            return (text.split(",")[0] if first_of_list else text).strip()
     return None
