@@ -136,6 +136,22 @@ def test_a_429_with_retry_after_pauses_the_searcher_and_the_lookup_completes_aft
     assert r.status == 200 and len(api.calls("/limited")) == 3
 
 
+def test_the_lookup_deadline_does_not_give_up_a_searcher_waiting_for_its_quota(serve, api):
+    """lookup_timeout_secs is for searchers that hang, not for one told to wait: the lookup
+    completes whole once the provider's pause is over."""
+    api.answer("/limited", 200, {"verdict": "listed"})
+    api.answer("/limited", 429, {}, headers={"Retry-After": "3"}, times=1)
+    svc = serve([LimitedSearcher], {"limited_api": {"url": api.url}}, lookup_timeout_secs="1")
+    c = svc.client()
+    first = c.post("limited", ip())
+    assert first.status == 303
+    time.sleep(1.5)  # past the deadline: still pending, not ended incomplete
+    r = c.get("limited", first.json["id"])
+    assert r.status == 303 and r.json["retry_secs"] >= 1
+    done = poll(c, "limited", first.json["id"], 10, [])
+    assert verdicts(done) == [("LimitedSearcher", "listed")] and len(api.calls("/limited")) == 2
+
+
 def test_retry_after_as_an_http_date_and_x_ratelimit_remaining_zero(serve, api):
     """An HTTP-date Retry-After pauses too; a 200 that spent the last call (Remaining: 0 with a
     reset) is answered, and the next call waits for the reset."""

@@ -207,7 +207,7 @@ class Dispatcher(BaseComponent):
         if cached is None:
             return None
         limits = searcher.limits
-        ttl = min(cached.fresh_secs, limits.cache_ttl_secs if cached.hits else limits.no_hit_ttl_secs)
+        ttl = min(cached.fresh_secs, limits.ttl_for(bool(cached.hits)))
         age = cached.age()
         if age < ttl:
             return "fresh"
@@ -256,11 +256,10 @@ class Dispatcher(BaseComponent):
         """What to cache of a call's outcome: a whole answer, with its TTL; None for the others."""
         if outcome.status != DONE:
             return None
-        limits = searcher.limits
-        ttl = limits.cache_ttl_secs if outcome.hits else limits.no_hit_ttl_secs
+        ttl = searcher.limits.ttl_for(bool(outcome.hits))
         if ttl <= 0:
             return None
-        return CachedAnswer(outcome.hits, time.time(), ttl, limits.stale_secs)
+        return CachedAnswer(outcome.hits, time.time(), ttl, searcher.limits.stale_secs)
 
     def retry_secs(self, rid: str, base: float) -> float:
         """A 303's retry_secs: ``base``, or if every searcher the lookup waits for waits for its

@@ -27,8 +27,9 @@ class SearcherLimits:
     doubling on each trip in a row up to ``breaker_max_cooldown_secs``.
 
     An answer with hits is reused for ``cache_ttl_secs``, one with none for
-    ``no_hit_ttl_secs``; after that it may still be served for ``stale_secs`` while it is
-    refreshed in the background (0: never served stale).  0 for a TTL: never cached.
+    ``no_hit_ttl_secs`` (never longer than ``cache_ttl_secs``); after that it may still be
+    served for ``stale_secs`` while it is refreshed in the background (0: never served
+    stale).  0 for a TTL: never cached.
     """
     max_concurrency: int = 32
     max_queue: int = 1000
@@ -43,6 +44,10 @@ class SearcherLimits:
     cache_ttl_secs: float = 600.0
     no_hit_ttl_secs: float = 60.0
     stale_secs: float = 0.0
+
+    def ttl_for(self, hits: bool) -> float:
+        """How long an answer with hits, or with none, is fresh."""
+        return self.cache_ttl_secs if hits else min(self.no_hit_ttl_secs, self.cache_ttl_secs)
 
     def problems(self) -> List[str]:
         """What is wrong with these values, one sentence each (empty: usable)."""

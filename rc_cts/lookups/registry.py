@@ -168,21 +168,28 @@ class SearcherRegistry:
 
 def fingerprint(component: BaseComponent) -> str:
     """A digest of what the searcher's answers depend on besides the artifact: its class and
-    what ``cache_fingerprint()`` returns if it has one, else its public settings (attributes
-    holding a str, number or bool, or a flat dict of those, such as ``self.options``).  A new
-    API key or base URL gives a new digest, so cached answers made with the old one are not
-    used.  Only the digest is kept: never a secret."""
+    what ``cache_fingerprint()`` returns if it has one, else its public settings: attributes
+    holding a str, number or bool, and those items of a dict attribute (``self.options``; not
+    ``self.opts``, the whole app.config).  A new API key or base URL gives a new digest, so
+    cached answers made with the old one are not used.  Only the digest is kept: never a secret."""
     cls = type(component)
     custom = getattr(component, "cache_fingerprint", None)
     if callable(custom):
-        material = custom()
+        material: Any = custom()
     else:
-        material = {name: value for name, value in vars(component).items()
-                    if not name.startswith("_") and name not in ("channel", "root", "parent", "components")
-                    and (_is_scalar(value) or isinstance(value, Mapping)
-                         and all(isinstance(k, str) and _is_scalar(v) for k, v in value.items()))}
+        material = {}
+        for name, value in vars(component).items():
+            if name.startswith("_") or name in NOT_SETTINGS:
+                continue
+            if _is_scalar(value):
+                material[name] = value
+            elif isinstance(value, Mapping):
+                material[name] = {str(k): v for k, v in value.items() if _is_scalar(v)}
     text = json.dumps([f"{cls.__module__}.{cls.__qualname__}", material], sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+NOT_SETTINGS = frozenset({"channel", "root", "parent", "components", "opts"})  # circuits', and all of app.config
 
 
 def _is_scalar(value: Any) -> bool:
