@@ -143,13 +143,15 @@ def test_the_lookup_deadline_does_not_give_up_a_searcher_waiting_for_its_quota(s
     api.answer("/limited", 429, {}, headers={"Retry-After": "3"}, times=1)
     svc = serve([LimitedSearcher], {"limited_api": {"url": api.url}}, lookup_timeout_secs="1")
     c = svc.client()
+    t0 = time.time()
     first = c.post("limited", ip())
     assert first.status == 303
-    time.sleep(1.5)  # past the deadline: still pending, not ended incomplete
+    time.sleep(1.5 - (time.time() - t0))  # past the deadline: still pending, not ended incomplete
     r = c.get("limited", first.json["id"])
-    assert r.status == 303 and r.json["retry_secs"] >= 1
+    assert r.status == 303 and r.json["retry_secs"] == 2  # the pause's 1.5 s left, rounded up
     done = poll(c, "limited", first.json["id"], 10, [])
     assert verdicts(done) == [("LimitedSearcher", "listed")] and len(api.calls("/limited")) == 2
+    assert time.time() - t0 < 4.5  # when the pause ended, not after an incomplete lookup's backoff
 
 
 def test_retry_after_as_an_http_date_and_x_ratelimit_remaining_zero(serve, api):

@@ -323,7 +323,8 @@ class Dispatcher(BaseComponent):
 
     def _time_out(self, lookup: Lookup) -> None:
         """The lookup's deadline: searchers still running are given up (it ends incomplete),
-        but one waiting for its quota waits on: the platform is told when to come back."""
+        but one waiting for its quota waits on, and gets lookup_timeout_secs again from when
+        its quota frees: the platform is told when to come back."""
         if self.active.get(lookup.id) is not lookup:
             return
         unfinished = lookup.running | lookup.retrying
@@ -338,9 +339,10 @@ class Dispatcher(BaseComponent):
             lookup.running.discard(job)
             lookup.retrying.discard(job)
         waiting = unfinished.difference(late)
-        if waiting:  # looked at again when the first quota frees
+        if waiting:  # a new deadline, counted from when the first quota frees
             wait = min(job.handler.searcher.bulkhead.paused_for() for job in waiting)
-            lookup.deadline_timer = self.scheduler.call_later(max(wait, 1.0), self._time_out, lookup)
+            lookup.deadline_timer = self.scheduler.call_later(wait + self.lookup_timeout_secs,
+                                                              self._time_out, lookup)
         else:
             self._finish(lookup)
 
