@@ -16,8 +16,8 @@ from rc_cts.tools.client import Client, Response
 
 from .conftest import ROOT
 from .fake_api import FakeApi
-from .resilience_searchers import (FlakySearcher, LimitedSearcher, LongLivedSearcher, ShortLivedSearcher,
-                                   StaleSearcher, SteadySearcher)
+from .resilience_searchers import (FlakySearcher, LimitedSearcher, LongLivedSearcher, QuotaSearcher,
+                                   ShortLivedSearcher, StaleSearcher, SteadySearcher)
 from .searchers import HitSearcher
 
 
@@ -172,6 +172,25 @@ def test_retry_after_as_an_http_date_and_x_ratelimit_remaining_zero(serve, api):
     assert calls[1] >= int(reset)  # not before the reset the provider gave
 
 
+def quota_left(svc) -> Dict[str, float]:
+    text = ops(svc).request("GET", "/metrics").raw.decode()
+    return {m.group(1): float(m.group(2)) for m in re.finditer(
+        r'^rc_cts_searcher_quota_remaining{[^}]*window="([^"]+)"[^}]*} (\S+)$', text, re.M)}
+
+
+def test_the_quota_left_in_each_window_is_a_gauge(serve, api):
+    api.answer("/quota", 200, {"verdict": "listed"})
+    svc = serve([QuotaSearcher], {"quota_api": {"url": api.url},
+                                  "custom_threat_service.quota": {"rate_limit": "2/second, 5/minute"}})
+    assert quota_left(svc) == {"2/second": 2, "5/minute": 5}
+    for n in range(2):
+        assert svc.client().post("quota", ip(n)).status == 200
+    assert quota_left(svc) == {"2/second": 0, "5/minute": 3}
+    third = svc.client().post("quota", ip(3))  # waits for the second's window
+    poll(svc.client(), "quota", third.json["id"], 5, []) if third.status == 303 else None
+    assert quota_left(svc)["5/minute"] == 2
+
+
 # -- 2. the circuit breaker ------------------------------------------------------------------
 def breaker_state(svc, service: str = "breaker", name: str = "FlakySearcher") -> Dict:
     r = ops(svc).request("GET", "/readyz")
@@ -241,6 +260,19 @@ def test_the_breaker_opens_stops_calls_probes_and_closes_while_other_searchers_a
     assert metric(svc, "rc_cts_searcher_breaker_state", "FlakySearcher") == 0
     assert metric(svc, "rc_cts_searcher_breaker_trips_total", "FlakySearcher") == 2
     assert max(fast) < 1.0  # the other service answered 200 at its own speed throughout
+
+
+def test_timeouts_open_the_breaker_too(serve, api):
+    api.answer("/flaky", 200, {"verdict": "slow"}, delay=3)
+    svc = serve([FlakySearcher, SteadySearcher], {"flaky_api": {"url": api.url}, "custom_threat_service.breaker": {
+        "breaker_failures": "2", "call_timeout_secs": "0.3"}})
+    c = svc.client()
+    for n in range(2):
+        assert c.post("breaker", ip(n)).status == 303
+    assert breaker_state(svc)["state"] == "open"
+    t0 = time.perf_counter()
+    r = c.post("breaker", ip(9))
+    assert r.status == 303 and time.perf_counter() - t0 < 0.3 and len(api.calls("/flaky")) == 2
 
 
 def test_readyz_fails_only_when_every_searchers_breaker_is_open(serve, api):
@@ -392,6 +424,9 @@ def test_the_admin_endpoint_clears_answers_and_asks_for_its_token(serve, api):
     assert admin.request("GET", "/admin/cache", headers=bearer).status == 405
     assert admin.request("DELETE", "/admin/cache?colour=red", headers=bearer).status == 400
     assert admin.request("DELETE", "/admin/cache?type=net.ip", headers=bearer).status == 400
+    assert admin.request("DELETE", "/admin/cache?service=%ff", headers=bearer).status == 400
+    assert admin.request("DELETE", "/admin/cache?service=a&service=b", headers=bearer).status == 400
+    assert admin.request("DELETE", "/admin/cache?service=" + "a" * 9000, headers=bearer).status == 400
     r = admin.request("DELETE", "/admin/cache?service=cached&type=net.ip&value=192.0.2.1", headers=bearer)
     assert r.status == 200 and r.json["cleared"] == 2, r
     c.post("cached", ip(1))

@@ -46,7 +46,10 @@ class CacheAdmin:
         if req.method != "DELETE":
             raise HttpError(405, f"{req.path} answers DELETE only", {"Allow": "DELETE"})
 
-    def handle(self, req: Request, respond: Respond) -> None:
+    def handle(self, req: Request, reply: Respond) -> None:
+        def respond(status: int, payload: Any, headers: Optional[Dict[str, str]] = None) -> None:
+            reply(status, payload, {"Cache-Control": "no-store", **(headers or {})})
+
         query = parse_query(req.target)
         service = query.get("service") or None
         artifact_type, value = query.get("type"), query.get("value")
