@@ -1,4 +1,5 @@
-"""The lookup event searchers receive, and the exception they raise to be asked again later."""
+"""The lookup event searchers receive, and the exceptions they raise: to be asked again later,
+or to fail with a reason the log states plainly."""
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -11,6 +12,14 @@ from .hits import searcher_channel
 class ThreatLookupIncompleteException(Exception):
     """Raised by a searcher that has no full answer yet (a rate limit, a report still
     being built...): the lookup stays pending and the searcher is run again later."""
+
+
+class LookupFailed(Exception):
+    """Raised by a searcher whose provider refused or garbled the call for a reason the
+    operator should read as is: a rejected API key, an answer that does not parse.  The
+    call counts as failed (the lookup stays incomplete, and asked again later; the
+    searcher's breaker counts it), and is logged as one ERROR line with this message and no
+    traceback.  Keep artifact values out of the message: it is logged above DEBUG."""
 
 
 class ThreatServiceLookupEvent(Event):

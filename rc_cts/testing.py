@@ -6,7 +6,8 @@ so a searcher is tested in three lines::
         assert hits[0]["props"][0]["value"] == "malicious"
 
 Both fixtures run the real service (on 127.0.0.1, a free port, in this process) and talk
-HTTP to it as the platform does.
+HTTP to it as the platform does.  ``fake_api`` stands in for the provider's API (a local
+server: no test touches the internet); see ``rc_cts.fakeapi``.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import pytest
 
+from .fakeapi import FakeApi
 from .hits import service_of
 from .runner import RunningService, standalone_opts, start_in_thread
 
@@ -42,6 +44,15 @@ def _opts(opts: Optional[Mapping[str, Any]], options: Dict[str, Any]) -> Dict[st
     for key, value in {**TEST_DEFAULTS, **options}.items():
         cts.setdefault(key, str(value))
     return merged
+
+
+@pytest.fixture
+def fake_api():
+    """A local stand-in for a provider's API (``rc_cts.fakeapi.FakeApi``): ``.url``,
+    ``.answer(path, status, body, headers, times)``, ``.route(path, fn)``, ``.calls(path)``."""
+    api = FakeApi().start()
+    yield api
+    api.stop()
 
 
 @pytest.fixture

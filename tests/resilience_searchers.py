@@ -1,4 +1,4 @@
-"""Searchers that call a provider API (tests/fake_api.py) with python-requests, as real ones do:
+"""Searchers that call a provider API (rc_cts.fakeapi) with python-requests, as real ones do:
 each reads ``url`` and ``api_key`` from its own app.config section, sends the key in a header,
 and hands the response to ``check_rate_limit`` (429s and spent quotas defer the lookup)."""
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Quotas, breakers and per-searcher caches, end to end: a real service on a free port, spoken
 to over HTTP as the platform does, its searchers calling a local fake provider API
-(tests/fake_api.py) with python-requests."""
+(rc_cts.fakeapi, the fake_api fixture) with python-requests."""
 from __future__ import annotations
 
 import re
@@ -15,17 +15,15 @@ from rc_cts.runner import start_in_thread
 from rc_cts.tools.client import Client, Response
 
 from .conftest import ROOT
-from .fake_api import FakeApi
+from rc_cts.fakeapi import FakeApi
 from .resilience_searchers import (FlakySearcher, LimitedSearcher, LongLivedSearcher, QuotaSearcher,
                                    ShortLivedSearcher, StaleSearcher, SteadySearcher)
 from .searchers import HitSearcher
 
 
 @pytest.fixture
-def api():
-    server = FakeApi().start()
-    yield server
-    server.stop()
+def api(fake_api):
+    return fake_api
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any, Callable, List
 
-from ..events import ThreatLookupIncompleteException
+from ..events import LookupFailed, ThreatLookupIncompleteException
 from .provider_quota import CURRENT_CALL, CallSignals, RateLimited
 
 LOG = logging.getLogger(__name__)
@@ -83,8 +83,11 @@ def _failed(exc: Exception, hits: List[dict], name: str, event: Any) -> Outcome:
         LOG.debug("searcher %s: lookup %s incomplete (%s); it will be asked again",
                  name, event.request_id, exc)
         return Outcome(INCOMPLETE, hits)
-    LOG.error("searcher %s failed on %s lookup %s", name, event.name, event.request_id,
-              exc_info=(type(exc), exc, exc.__traceback__))
+    if isinstance(exc, LookupFailed):  # its message says it all
+        LOG.error("searcher %s failed on %s lookup %s: %s", name, event.name, event.request_id, exc)
+    else:
+        LOG.error("searcher %s failed on %s lookup %s", name, event.name, event.request_id,
+                  exc_info=(type(exc), exc, exc.__traceback__))
     return Outcome(FAILED, [])
 
 

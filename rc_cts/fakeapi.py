@@ -1,10 +1,11 @@
-"""A provider API for tests, on a free 127.0.0.1 port: each path answers as it is told
-(a status, headers, a JSON body), and every call is recorded with its time and headers.
+"""A provider's API for searcher tests, on a free 127.0.0.1 port, so that no test touches the
+internet: each path answers as it is told, and every call is recorded with its time, headers
+and body.  The ``fake_api`` fixture (rc_cts.testing) gives one, stopped after the test.
 
-    api = FakeApi().start()
-    api.answer("/check", 200, {"score": 90})
+    api.answer("/check", 200, {"score": 90})                           # a JSON body
     api.answer("/check", 429, headers={"Retry-After": "2"}, times=1)   # once, then the previous
-    api.calls("/check")  -> [Call(at, path, query, headers), ...]
+    api.route("/v1/ip", lambda call: (200, {...}) if call.headers.get("key") == KEY else (401, {}))
+    api.calls("/check")  -> [Call(at, method, path, query, headers, body), ...]
 """
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from urllib.parse import parse_qs, urlsplit
+
+MAX_BODY = 1024 * 1024
 
 
 @dataclass
@@ -22,7 +25,16 @@ class Call:
     at: float
     path: str
     query: Dict[str, str]
-    headers: Dict[str, str]
+    headers: Dict[str, str]     # names in lower case
+    method: str = "GET"
+    body: bytes = b""
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+    def form(self) -> Dict[str, str]:
+        """An application/x-www-form-urlencoded body, one value per field."""
+        return {k: v[0] for k, v in parse_qs(self.body.decode("utf-8", "replace")).items()}
 
 
 @dataclass
@@ -34,9 +46,13 @@ class Reply:
     delay: float = 0.0
 
 
+Route = Callable[[Call], Union[Reply, Tuple[Any, ...]]]  # -> Reply, or (status, body[, headers])
+
+
 class FakeApi:
     def __init__(self) -> None:
         self._replies: Dict[str, List[Reply]] = {}
+        self._routes: Dict[str, Route] = {}
         self._calls: List[Call] = []
         self._lock = threading.Lock()
         api = self
@@ -45,7 +61,7 @@ class FakeApi:
             def do_GET(self) -> None:
                 api._serve(self)
 
-            do_POST = do_GET
+            do_POST = do_PUT = do_DELETE = do_GET
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -71,9 +87,15 @@ class FakeApi:
         with self._lock:
             self._replies.setdefault(path, []).append(Reply(status, body, headers or {}, times, delay))
 
+    def route(self, path: str, handler: Route) -> None:
+        """Answer ``path`` with ``handler(call)``: a Reply, or (status, body[, headers])."""
+        with self._lock:
+            self._routes[path] = handler
+
     def reset(self, path: str) -> None:
         with self._lock:
             self._replies.pop(path, None)
+            self._routes.pop(path, None)
 
     def calls(self, path: Optional[str] = None) -> List[Call]:
         with self._lock:
@@ -81,26 +103,38 @@ class FakeApi:
 
     def _serve(self, request: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(request.path)
+        length = min(int(request.headers.get("Content-Length") or 0), MAX_BODY)
         call = Call(time.time(), parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()},
-                    {k.lower(): v for k, v in request.headers.items()})
+                    {k.lower(): v for k, v in request.headers.items()}, request.command,
+                    request.rfile.read(length) if length else b"")
         with self._lock:
             self._calls.append(call)
             replies = self._replies.get(parts.path, [])
-            reply = replies[-1] if replies else Reply(404, {"error": "no such path"})
-            if reply.times is not None:
-                reply.times -= 1
-                if reply.times <= 0:
-                    replies.remove(reply)
+            route = self._routes.get(parts.path)
+            if replies:
+                reply = replies[-1]
+                if reply.times is not None:
+                    reply.times -= 1
+                    if reply.times <= 0:
+                        replies.remove(reply)
+            elif route is None:
+                reply = Reply(404, {"error": "no such path"})
+        if not replies and route is not None:
+            answer = route(call)
+            reply = answer if isinstance(answer, Reply) else Reply(*answer)
         if reply.delay:
             time.sleep(reply.delay)
         body = reply.body
         if callable(body):
             body = body(call)
         raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        if isinstance(body, bytes):
+            reply.headers.setdefault("Content-Type", "text/plain")
         request.send_response(reply.status)
         for name, value in reply.headers.items():
             request.send_header(name, value)
-        request.send_header("Content-Type", "application/json")
+        if "Content-Type" not in reply.headers:
+            request.send_header("Content-Type", "application/json")
         request.send_header("Content-Length", str(len(raw)))
         request.end_headers()
         request.wfile.write(raw)
