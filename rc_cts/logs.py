@@ -75,6 +75,21 @@ def file_handler(path: str, max_bytes: int, backup_count: int) -> logging.Handle
                                                 encoding="utf-8")
 
 
+URL_LOGGERS = ("httpx", "httpcore", "urllib3", "aiohttp.client")  # HTTP clients searchers use
+
+
+def quiet_url_loggers() -> None:
+    """HTTP clients log each request's URL at INFO (httpx does), and a searcher's URL holds
+    the artifact value, which is logged at DEBUG only: theirs go to WARNING unless someone
+    set their level already, or the root logs DEBUG."""
+    if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
+        return
+    for name in URL_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
+
+
 def configure(level: str, log_format: str = "plain", handlers: Optional[List[logging.Handler]] = None) -> None:
     """Replace the root logger's handlers with stderr plus ``handlers``, all with one format."""
     root = logging.getLogger()
@@ -87,3 +102,4 @@ def configure(level: str, log_format: str = "plain", handlers: Optional[List[log
         handler.setFormatter(MaskSecrets(formatter))
         root.addHandler(handler)
     root.setLevel(level.upper())
+    quiet_url_loggers()

@@ -21,7 +21,7 @@ from typing import Any, Iterator, Mapping, Optional
 from circuits import BaseComponent, Manager, handler
 from circuits.core.events import registered
 
-from . import install_check, selftest
+from . import install_check, logs, selftest
 from .config.settings import Settings, settings_from_opts
 from .http.server import HttpServer
 from .lookups.dispatcher import Dispatcher
@@ -62,6 +62,7 @@ class CustomThreatService(BaseComponent):
                  settings: Optional[Settings] = None, store: Optional[Store] = None):
         super().__init__()
         install_check.report()  # under the daemon too: IBM's rc_cts on the path is an ERROR
+        logs.quiet_url_loggers()  # under the daemon too: its logging is its own, artifact values are ours
         self.settings = settings or settings_from_opts(opts or {})
         s = self.settings
         self.store = store or open_store(s)
