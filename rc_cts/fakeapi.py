@@ -111,17 +111,18 @@ class FakeApi:
             self._calls.append(call)
             replies = self._replies.get(parts.path, [])
             route = self._routes.get(parts.path)
-            if replies:
-                reply = replies[-1]
-                if reply.times is not None:
-                    reply.times -= 1
-                    if reply.times <= 0:
-                        replies.remove(reply)
-            elif route is None:
-                reply = Reply(404, {"error": "no such path"})
-        if not replies and route is not None:
+            chosen: Optional[Reply] = replies[-1] if replies else None
+            if chosen is not None and chosen.times is not None:
+                chosen.times -= 1
+                if chosen.times <= 0:
+                    replies.remove(chosen)
+        if chosen is not None:
+            reply = chosen              # answer() replies come first, a route after them
+        elif route is not None:
             answer = route(call)
             reply = answer if isinstance(answer, Reply) else Reply(*answer)
+        else:
+            reply = Reply(404, {"error": "no such path"})
         if reply.delay:
             time.sleep(reply.delay)
         body = reply.body

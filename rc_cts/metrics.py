@@ -57,7 +57,8 @@ class ServiceCollector(Collector):
                                 "before their handshake too); the limit is max_connections.",
                                 value=self.server.connections)
         yield CounterMetricFamily("rc_cts_post_requests", "POSTs with a valid artifact.", value=app.posts)
-        yield CounterMetricFamily("rc_cts_post_cache_hits", "POSTs answered from a whole stored result.",
+        yield CounterMetricFamily("rc_cts_post_cache_hits", "POSTs answered from the cache alone: every "
+                                  "searcher's answer was cached (per searcher: rc_cts_searcher_cache_hits).",
                                   value=app.posts_cached)
         yield GaugeMetricFamily("rc_cts_post_cache_hit_ratio", "rc_cts_post_cache_hits / "
                                 "rc_cts_post_requests since the start (0 before the first POST).",

@@ -215,3 +215,53 @@ def test_the_fingerprint_follows_credentials_and_options_and_holds_no_secret():
     assert "k-123456" not in one and len(one) == 16
     assert fingerprint(Declared("a")) == fingerprint(Declared("b"))  # it said what counts
     assert fingerprint(Declared("a")) != fingerprint(Declared("a", url="https://x"))
+
+
+@pytest.mark.parametrize("text, windows", [
+    ("4/minute,500/day", ["4/minute", "500/day"]),          # no space after the comma
+    ("4/minute, 15,000/month", ["4/minute", "15000/month"]),  # a thousands separator
+    ("1,000/day; 5/second", ["1000/day", "5/second"]),
+    ("50/7days", ["50/week"]),
+    ("5 per 2 hours", ["5/2hours"]),
+    ("3/mins", ["3/minute"]),
+])
+def test_rate_limits_read_as_providers_write_them(text, windows):
+    assert [w.describe() for w in parse_rate_limit(text)] == windows
+
+
+@pytest.mark.parametrize("text", ["5/ms", "4/fortnight", "0/day", "5/", "per day"])
+def test_rate_limits_that_name_no_window_are_refused(text):
+    with pytest.raises(ValueError):
+        parse_rate_limit(text)
+
+
+def test_one_bad_class_attribute_is_ignored_alone(caplog):
+    from rc_cts.lookups.registry import SearcherRegistry
+
+    from rc_cts import searcher_channel
+
+    class Declared(BaseComponent):
+        channel = searcher_channel("declared")
+        rate_limit = "4/minute"
+        cache_ttl_secs = -5             # cannot be: ignored, logged
+        breaker_cooldown_secs = 900     # with the next one: checked together, both kept
+        breaker_max_cooldown_secs = 1200
+
+        from circuits import handler as _handler
+
+        @_handler("net.ip")
+        def lookup(self, event, *args, **kwargs):
+            return None
+
+    registry = SearcherRegistry(lambda label, limits, service: _Bulkhead(limits), SearcherLimits())
+    searcher = registry.adopt(Declared())
+    assert searcher.limits.rate_limit == "4/minute" and searcher.limits.cache_ttl_secs == 600
+    assert searcher.limits.breaker_cooldown_secs == 900
+    assert "cache_ttl_secs = -5 ignored" in caplog.text
+
+
+class _Bulkhead:
+    inline = False
+
+    def __init__(self, limits):
+        self.limits = limits

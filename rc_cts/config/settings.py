@@ -81,7 +81,7 @@ time a searcher's answer is reused).""")
 recently used go first); a result larger than that is answered but not kept.""")
     answer_cache_size: int = option(100000, """Each searcher's answer is cached on its own, for the cache_ttl_secs its class or its
 service's section gives (default cache_ttl; an answer with no hit: no_hit_ttl_secs, default
-60), so that a rescan calls only the searchers whose answers are missing or stale. At most
+60, never longer than cache_ttl_secs), so that a rescan calls only the searchers whose answers are missing or stale. At most
 answer_cache_size answers and answer_cache_max_mb of them, measured as their JSON (those that
 expire soonest go first; in the memory store, the least recently used); an answer larger than
 that is not kept. cache_provenance = true adds a prop "rc-cts cache" saying "cached, age N s"
@@ -356,6 +356,9 @@ def collect_service_limits(opts: Mapping[str, Any]) -> Tuple[Dict[str, Dict[str,
                 continue
             if limit is not None:  # None: an unset $VAR, reported by `rc-cts check`
                 limits[name] = limit
+        if limits.get("breaker_cooldown_secs", 0) > limits.get("breaker_max_cooldown_secs", float("inf")):
+            errors.append(option_error("breaker_cooldown_secs", " must not be more than breaker_max_cooldown_secs",
+                                       section))
         overrides[section[len(SERVICE_SECTION_PREFIX):].strip("/")] = limits
     return overrides, errors
 

@@ -53,7 +53,7 @@ class CacheAdmin:
         query = parse_query(req.target)
         service = query.get("service") or None
         artifact_type, value = query.get("type"), query.get("value")
-        artifact = artifact_digest(artifact_type, value) if artifact_type and value is not None else None
+        artifact = artifact_digest(artifact_type, value) if artifact_type is not None else None
 
         def done(count: Optional[int], error: Optional[StoreError]) -> None:
             if error is not None:
@@ -86,4 +86,6 @@ def parse_query(target: str) -> Dict[str, Any]:
         found[name] = value
     if ("type" in found) != ("value" in found):
         raise HttpError(400, "type and value go together: both name one artifact")
+    if any(name in found and not found[name].strip() for name in QUERY_FIELDS):
+        raise HttpError(400, "an empty service, type or value names nothing: leave it out to mean all")
     return found

@@ -50,7 +50,7 @@ class ThreatServiceApp:
         # For /metrics (rc_cts/metrics.py): plain counters, changed and read in the loop thread.
         self.requests: Dict[Tuple[str, int], int] = {}  # (method, status) -> requests answered
         self.posts = 0          # POSTs with a valid artifact
-        self.posts_cached = 0   # ...answered from a whole stored record (the cache hits)
+        self.posts_cached = 0   # ...answered from the cached answers alone: no searcher called
         self.shutting_down = False  # set by the service, in the loop thread, when it starts to drain
         self.ops = OpsEndpoints(dispatcher, MetricsAccess(self.auth, settings.metrics_token),
                                 lambda: self.shutting_down)

@@ -20,7 +20,7 @@ from circuits import BaseComponent
 
 from ..artifacts import LEGACY_PREFIX, is_artifact_type_name, legacy_method_name
 from .bulkhead import Bulkhead
-from .limits import LIMIT_KINDS, SearcherLimits
+from .limits import LIMIT_KINDS, SearcherLimits, value_problem
 from ..hits import is_searcher_channel, service_of
 from .calls import is_async_handler
 
@@ -147,23 +147,40 @@ class SearcherRegistry:
         return f"{label}#{same + 1}" if same else label
 
     def _limits_for(self, component: BaseComponent, channel: str) -> SearcherLimits:
-        """Defaults, then the searcher's class attributes, then app.config's section for the service."""
+        """Defaults, then the searcher's class attributes, then app.config's section for the
+        service; a value that cannot be used is ignored (logged), the others still apply."""
         limits = self._defaults
-        for source, values in (("class attributes of " + type(component).__name__,
+        for source, values in (("class attribute of " + type(component).__name__,
                                 {n: getattr(component, n) for n in LIMIT_KINDS if hasattr(component, n)}),
                                ("app.config", self._overrides.get(service_of(channel), {}))):
-            try:
-                candidate = limits.with_values(dict(values))
-            except (TypeError, ValueError) as exc:
-                LOG.error("searcher %s: limits from %s ignored: %s", type(component).__name__, source, exc)
-                continue
-            problems = candidate.problems()
-            if problems:
-                LOG.error("searcher %s: limits from %s ignored: %s", type(component).__name__, source,
-                          "; ".join(problems))
-                continue
-            limits = candidate
+            usable = {}
+            for name, value in values.items():  # each on its own first, then the rest together
+                problem = _applied(self._defaults, {name: value}, alone=True)
+                if problem:
+                    LOG.error("searcher %s: %s %s = %r ignored: %s", type(component).__name__, source,
+                              name, value, problem)
+                else:
+                    usable[name] = value
+            together = _applied(limits, usable)
+            if isinstance(together, SearcherLimits):
+                limits = together
+            elif usable:
+                LOG.error("searcher %s: %s ignored: %s", type(component).__name__,
+                          ", ".join(f"{n} = {v!r}" for n, v in usable.items()), together)
         return limits
+
+
+def _applied(limits: SearcherLimits, values: Mapping[str, Any], alone: bool = False) -> Any:
+    """``limits`` with ``values``, or why they cannot be used (a str).  ``alone``: only whether
+    each value can be one of its kind ("" if so), not how it goes with the others."""
+    try:
+        candidate = limits.with_values(dict(values))
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    if alone:
+        return "; ".join(p for p in (value_problem(n, getattr(candidate, n)) for n in values) if p)
+    problems = candidate.problems()
+    return "; ".join(problems) if problems else candidate
 
 
 def fingerprint(component: BaseComponent) -> str:

@@ -11,7 +11,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from ..lookups.quota import MARGIN_SECS, Quota, Window
+from ..lookups.quota import Quota, Window, margin_secs
 from .answers import AnswerKey, CachedAnswer, live_answers, prepare_entries
 from .base import LookupRecord, Store, StoreError
 
@@ -337,7 +337,7 @@ class RedisQuota(Quota):
                                           for w in self.windows]
         self._args: List[int] = []
         for w in self.windows:
-            self._args += [w.limit, int((w.seconds + MARGIN_SECS) * 1000)]
+            self._args += [w.limit, int((w.seconds + margin_secs(w.seconds)) * 1000)]
         self._left = [w.limit for w in self.windows]  # as the last call made here found them
 
     def acquire(self) -> float:

@@ -57,12 +57,14 @@ def cache_clear(args: argparse.Namespace, config: Optional[ConfigFile]) -> int:
     app.config names (SQLite or Redis: a memory store lives in the service's process)."""
     if (args.type is None) != (args.value is None):
         raise UsageError("--type and --value go together: both name one artifact")
+    if any(value is not None and not value.strip() for value in (args.service, args.type, args.value)):
+        raise UsageError("an empty --service, --type or --value names nothing: leave it out to mean all")
     if args.url:
         return _clear_remote(args)
     settings = settings_from_opts(config.opts if config is not None else {})
     if settings.store == "memory":
         raise UsageError("the memory store lives in the service's process: use --url (with its admin_token)")
-    artifact = artifact_digest(args.type, args.value) if args.type else None
+    artifact = artifact_digest(args.type, args.value) if args.type is not None else None
     store = open_store(settings)
     try:
         count = store.clear_answers(args.service, artifact)

@@ -63,7 +63,9 @@ class IntelSearcher(BaseComponent):
         """The provider's JSON answer, or None for a status in ``not_found`` (unknown to it).
         A 429 or a spent quota defers the lookup (``check_rate_limit``); a rejected key, an
         error status, a network failure or an answer that is not JSON fails the call with a
-        ``LookupFailed`` that says which."""
+        ``LookupFailed`` that says which.  Without its key (or url) it makes no call: None."""
+        if not self.configured:
+            return None
         try:
             response = await self.client().request(method, self.url + path, **kwargs)
         except httpx.TimeoutException:
