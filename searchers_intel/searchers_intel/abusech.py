@@ -26,8 +26,10 @@ LOG = logging.getLogger(__name__)
 
 AUTH_HEADER = "Auth-Key"
 AUTH_KEY_PAGE = "https://auth.abuse.ch/"
-# A key in the body rather than the HTTP status: failed as a rejected key, not a malformed answer.
-KEY_REJECTED: FrozenSet[str] = frozenset({"unknown_auth_key", "unauthorized", "missing_auth_key"})
+# A key refused in the body rather than by the HTTP status (user_blacklisted: MalwareBazaar's for a
+# banned account): failed as a rejected key, not as a strange answer.
+KEY_REJECTED: FrozenSet[str] = frozenset({"unknown_auth_key", "unauthorized", "missing_auth_key",
+                                          "user_blacklisted"})
 _STATUS_TEXT = re.compile(r"^[a-z0-9_]{1,40}$")
 
 
