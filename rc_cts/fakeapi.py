@@ -66,7 +66,8 @@ class FakeApi:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        Server = type("Server", (ThreadingHTTPServer,), {"request_queue_size": 1024})  # bursts of clients
+        self._server = Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
 
     @property

@@ -1,10 +1,15 @@
 from setuptools import find_packages, setup
 
-SEARCHERS = {  # entry point name: module:class
-    "InternetDBSearcher": "internetdb:InternetDBSearcher",
-}
-SECTIONS = {  # app.config section: config function
-    "internetdb_searcher": "internetdb",
+SERVICES = {  # module: searcher class (its section is [<module>_searcher], its channel <module>)
+    "abuseipdb": "AbuseIPDBSearcher",
+    "greynoise": "GreyNoiseSearcher",
+    "internetdb": "InternetDBSearcher",
+    "malwarebazaar": "MalwareBazaarSearcher",
+    "misp": "MISPSearcher",
+    "otx": "OTXSearcher",
+    "threatfox": "ThreatFoxSearcher",
+    "urlhaus": "URLhausSearcher",
+    "virustotal": "VirusTotalSearcher",
 }
 
 setup(
@@ -18,8 +23,10 @@ setup(
     install_requires=["rc-cts>=46", "httpx>=0.28"],
     entry_points={
         # The group resilient-circuits loads components from; rc-cts finds searchers there too.
-        "resilient.circuits.components": [f"{name} = searchers_intel.{target}" for name, target in SEARCHERS.items()],
+        "resilient.circuits.components": [f"{cls} = searchers_intel.{module}:{cls}"
+                                          for module, cls in SERVICES.items()],
         # The sections `resilient-circuits config -c/-u` writes for this package.
-        "resilient.circuits.configsection": [f"{name} = searchers_intel.config:{fn}" for name, fn in SECTIONS.items()],
+        "resilient.circuits.configsection": [f"{module}_searcher = searchers_intel.config:{module}"
+                                             for module in SERVICES],
     },
 )
