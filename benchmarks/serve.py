@@ -1,6 +1,9 @@
 """A threat service for benchmarks: one searcher on /cts/bench that blocks like an HTTP API call.
 
     python benchmarks/serve.py --workers 128 --sleep 0.1 [--port 0]
+        [--option key=value]...            (more [custom_threat_service] options)
+        [--service-option instant:rate_limit=10/second]...  ([custom_threat_service.<service>])
+        [--api URL --providers 9]          (/cts/providers: searchers calling URL/p1 ... URL/p9)
 
 Prints ``URL <base url>`` on stdout once it listens.
 """
@@ -76,6 +79,30 @@ class UploadSearcher(BaseComponent):
         return Hit(StringProp(name="SHA256", value=event.file.sha256), StringProp(name="Size", value=str(event.file.size)))
 
 
+class ProviderSearcher(BaseComponent):
+    """/cts/providers (with ``--api``): GETs its own path of a provider API with python-requests,
+    as a searcher calling a remote API does; a 5xx is a failure, a 200 a hit."""
+    channel = searcher_channel("providers")
+    path = "/p1"
+
+    def __init__(self, url: str):
+        super().__init__()
+        self.url = url  # part of its answers' cache key, as a real searcher's base URL is
+
+    @handler("net.ip")
+    def lookup(self, event, *args, **kwargs):
+        import requests
+        response = requests.get(self.url + self.path, params={"value": event.artifact["value"]}, timeout=10)
+        response.raise_for_status()
+        return Hit(StringProp(name="Provider", value=self.path.lstrip("/")),
+                   StringProp(name="Verdict", value=str(response.json().get("verdict"))))
+
+
+def providers(url: str, count: int):
+    """``count`` searchers on /cts/providers, Provider1 calling <url>/p1 and so on."""
+    return [type(f"Provider{i}", (ProviderSearcher,), {"path": f"/p{i}"})(url) for i in range(1, count + 1)]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, default=128)
@@ -83,15 +110,26 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--log-level", default="WARNING")
     ap.add_argument("--option", action="append", default=[], help="extra key=value for [custom_threat_service]")
+    ap.add_argument("--service-option", action="append", default=[], metavar="SERVICE:KEY=VALUE",
+                    help="a limit for one service's searchers, in [custom_threat_service.<SERVICE>]")
     ap.add_argument("--prefill", type=int, default=0, help="store this many complete results first")
+    ap.add_argument("--api", help="also serve /cts/providers, its searchers calling this provider API")
+    ap.add_argument("--providers", type=int, default=9, help="how many searchers /cts/providers has")
     args = ap.parse_args()
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
     BlockingSearcher.delay = args.sleep
     cts = {"workers": str(args.workers)}
     cts.update(kv.split("=", 1) for kv in args.option)
     opts = {"webserver": {"server": "127.0.0.1", "port": str(args.port)}, "custom_threat_service": cts}
-    root, service, _ = build(opts, [BlockingSearcher(), UploadSearcher(), InstantSearcher(), InlineSearcher(), AsyncSearcher(),
-                                    SlowSearcher()])
+    for text in args.service_option:
+        name, _, kv = text.partition(":")
+        key, _, value = kv.partition("=")
+        opts.setdefault(f"custom_threat_service.{name}", {})[key] = value
+    searchers = [BlockingSearcher(), UploadSearcher(), InstantSearcher(), InlineSearcher(), AsyncSearcher(),
+                 SlowSearcher()]
+    if args.api:
+        searchers += providers(args.api, args.providers)
+    root, service, _ = build(opts, searchers)
     if args.prefill:
         from prefill import prefill
         prefill(service.store, args.prefill)
