@@ -12,7 +12,7 @@ rate_limit and with three big windows, on the memory store (LocalQuota) and on t
 lookup the quota adds (the difference of 1/rate).
 
 rescan: /cts/providers of serve.py, nine searchers each calling its own path of a fake provider
-API (tests/fake_api.py, 100 ms a reply). A cold scan of 200 artifacts; one provider fails (500)
+API (rc_cts.fakeapi, 100 ms a reply). A cold scan of 200 artifacts; one provider fails (500)
 while 50 new artifacts are scanned; it recovers, the breaker's cool-down passes, and the 50 are
 scanned again: the API calls of each phase and their times. Each scan POSTs and polls as the
 platform does (../shared/platform_sim.py).
@@ -44,7 +44,7 @@ sys.path[:0] = [str(ROOT), str(SHARED)]
 
 from rc_cts.lookups.quota import LocalQuota, parse_rate_limit  # noqa: E402
 from rc_cts.store.redis import RedisStore  # noqa: E402
-from tests.fake_api import FakeApi  # noqa: E402
+from rc_cts.fakeapi import FakeApi  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
 
 BIG_WINDOWS = ["1000000/second", "10000000/hour", "100000000/day"]  # never refuse in a benchmark
@@ -295,7 +295,6 @@ def report(name: str, r: dict, calls: dict, per: int) -> None:
 
 def rescan(args) -> None:
     api = FakeApi().start()
-    api._server.socket.listen(1024)  # its default backlog of 5 drops SYNs under 9 x conc calls
     for i in range(1, PROVIDERS + 1):
         api.answer(f"/p{i}", 200, {"verdict": "listed"}, delay=API_DELAY)
     limits = [arg for limit in RESCAN_LIMITS for arg in ("--service-option", f"providers:{limit}")]
