@@ -207,10 +207,10 @@ def test_rate_limits_read_as_apis_state_them():
             raise AssertionError(bad)
     quota = LocalQuota(parse_rate_limit("2/second, 3/minute"))
     assert [quota.acquire(now=t) for t in (0.0, 0.1)] == [0.0, 0.0]
-    margin = 0.05                                   # each window held a little longer (MARGIN_SECS)
-    assert quota.acquire(now=0.2) == pytest.approx(0.8 + margin)  # wait for the first call to age out
+    from rc_cts.lookups.quota import margin_secs     # each window held a little longer
+    assert quota.acquire(now=0.2) == pytest.approx(0.8 + margin_secs(1))  # wait for the first call to age out
     assert quota.acquire(now=1.1) == 0.0            # 3 in the minute now
-    assert quota.acquire(now=1.5) == pytest.approx(58.5 + margin)  # the minute is full until t=60
+    assert quota.acquire(now=1.5) == pytest.approx(58.5 + margin_secs(60))  # the minute is full until t=60
 
 
 class InMemory(BaseComponent):
