@@ -113,7 +113,10 @@ class OpsEndpoints:
         searchers = self.dispatcher.registry.searchers()
         checks = {"searchers": "ok" if searchers else "no searchers are loaded"}
         if searchers:
-            closed = any(s.bulkhead.breaker.state is BreakerState.CLOSED for s in searchers)
+            # An open breaker moves on only when a call is offered; a replica that is not ready
+            # gets none.  One whose cool-down is over (or that is probing) may serve again.
+            closed = any(s.bulkhead.breaker.state is not BreakerState.OPEN or s.bulkhead.breaker.retry_in() == 0
+                         for s in searchers)
             checks["breakers"] = "ok" if closed else "every searcher's circuit breaker is open"
         detail = self.access.allows(req.headers.get("authorization"))
 

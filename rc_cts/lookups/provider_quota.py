@@ -17,6 +17,7 @@ import time
 from typing import Any, Mapping, Optional
 
 DEFAULT_PAUSE_SECS = 60.0          # a 429 that gives no time
+MIN_PAUSE_SECS = 1.0               # a 429 saying "now" (Retry-After: 0, a reset just past: clock skew)
 MAX_PAUSE_SECS = 31 * 86400.0      # a monthly quota's reset, at most: beyond that, a garbled header
 EPOCH_AFTER = 10 ** 9              # an X-RateLimit-Reset above this is a Unix time, not seconds from now
 RESET_HEADERS = ("x-ratelimit-reset", "ratelimit-reset", "x-rate-limit-reset")
@@ -29,8 +30,11 @@ class RateLimited(Exception):
     if None), and the lookup stays pending until the searcher runs again."""
 
     def __init__(self, retry_after: Optional[float] = None, message: str = ""):
-        wait = DEFAULT_PAUSE_SECS if retry_after is None else retry_after
-        self.retry_after = min(max(float(wait), 0.0), MAX_PAUSE_SECS)
+        wait = DEFAULT_PAUSE_SECS if retry_after is None else float(retry_after)
+        if math.isnan(wait):  # a garbled header the searcher read itself
+            wait = DEFAULT_PAUSE_SECS
+        # never 0: a refused call offered again at once is refused again, in a tight loop
+        self.retry_after = min(max(wait, MIN_PAUSE_SECS), MAX_PAUSE_SECS)
         super().__init__(message or f"rate limited: retry in {self.retry_after:g}s")
 
 

@@ -8,6 +8,7 @@ breaker thresholds and cache TTLs are class attributes that rc-cts enforces
 """
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Dict, Iterable, Optional, Sequence
 
@@ -67,24 +68,38 @@ class IntelSearcher(BaseComponent):
         if not self.configured:
             return None
         try:
-            response = await self.client().request(method, self.url + path, **kwargs)
+            async with self.client().stream(method, self.url + path, **kwargs) as response:
+                check_rate_limit(response)
+                if response.status_code in (401, 403):
+                    raise LookupFailed(f"{self.provider} rejected the API key (HTTP {response.status_code}): "
+                                       f"check api_key in [{self.section}]")
+                if response.status_code in not_found:
+                    return None
+                if response.status_code >= 400:
+                    raise LookupFailed(f"{self.provider} answered HTTP {response.status_code}")
+                body = await read_bounded(response, self.provider)
         except httpx.TimeoutException:
             raise LookupFailed(f"{self.provider} did not answer within {self.timeout:g}s") from None
         except httpx.HTTPError as exc:
             raise LookupFailed(f"{self.provider} is unreachable: {type(exc).__name__}") from None
-        check_rate_limit(response)
-        if response.status_code in (401, 403):
-            raise LookupFailed(f"{self.provider} rejected the API key (HTTP {response.status_code}): "
-                               f"check api_key in [{self.section}]")
-        if response.status_code in not_found:
-            return None
-        if response.status_code >= 400:
-            raise LookupFailed(f"{self.provider} answered HTTP {response.status_code}")
         try:
-            return response.json()
-        except ValueError:
+            return json.loads(body)
+        except (ValueError, RecursionError):
             raise LookupFailed(f"{self.provider} answered something that is not JSON "
-                               f"(HTTP {response.status_code}, {len(response.content)} bytes)") from None
+                               f"(HTTP {response.status_code}, {len(body)} bytes)") from None
+
+
+MAX_ANSWER_BYTES = 8 * 1024 * 1024  # no provider's JSON answer for one artifact comes near this
+
+
+async def read_bounded(response: httpx.Response, provider: str) -> bytes:
+    """The body, or LookupFailed as soon as it passes MAX_ANSWER_BYTES (never read whole)."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            raise LookupFailed(f"{provider} answered more than {MAX_ANSWER_BYTES} bytes: not read")
+    return bytes(body)
 
 
 def expect(value: Any, kind: type, what: str, provider: str) -> Any:
