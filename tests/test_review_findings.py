@@ -134,3 +134,44 @@ def test_a_failing_searchers_error_line_carries_no_artifact_value(serve, api, ca
     above_debug = [logging.Formatter().format(r) for r in caplog.records if r.levelno > logging.DEBUG]
     leaks = [text.splitlines()[-1] for text in above_debug if "203.0.113.77" in text]
     assert not leaks, leaks
+
+
+import asyncio  # noqa: E402
+
+PROBE_CALLS = []
+
+
+class InlineFlaky(BaseComponent):
+    """blocking = False; fails twice, then its probe raises a BaseException (CancelledError from
+    an asyncio helper it uses), then it answers for good."""
+    channel = searcher_channel("inlineprobe")
+    blocking = False
+    breaker_failures = 2
+    breaker_cooldown_secs = 0.5
+
+    @handler("net.ip")
+    def lookup(self, event, *args, **kwargs):
+        PROBE_CALLS.append(time.time())
+        if len(PROBE_CALLS) <= 2:
+            raise ValueError("down")
+        if len(PROBE_CALLS) == 3:
+            raise asyncio.CancelledError()
+        from rc_cts import Hit, StringProp
+        return Hit(StringProp(name="Verdict", value="ok"))
+
+
+def test_a_lost_inline_probe_leaves_the_breaker_half_open_for_good(serve, api):
+    PROBE_CALLS.clear()
+    svc = serve([InlineFlaky], {})
+    c = svc.client()
+    for n in range(2):
+        c.post("inlineprobe", ip(n))
+    time.sleep(0.6)
+    try:
+        svc.client(timeout=2).post("inlineprobe", ip(3))  # the probe: raises CancelledError
+    except OSError:
+        pass  # ...and this POST is never answered: the exception went up into circuits' loop
+    time.sleep(2)                 # four cool-downs
+    r = c.post("inlineprobe", ip(4))
+    breaker = svc.service.dispatcher.registry.searchers()[0].bulkhead.breaker
+    assert r.status == 200 and r.json["hits"], (r.status, r.json, breaker.state, len(PROBE_CALLS))
