@@ -72,15 +72,19 @@ def cts_service():
 
 
 class _Failures(logging.Handler):
+    """A searcher's failures as the service logs them: the ERROR line, and the exception (its
+    message may hold the artifact's value, so the service logs it at DEBUG)."""
+
     def __init__(self) -> None:
-        super().__init__(logging.ERROR)
+        super().__init__(logging.DEBUG)
         self.messages: List[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        text = record.getMessage()
-        if record.exc_info and record.exc_info[1] is not None:
-            text += f": {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
-        self.messages.append(text)
+        if record.levelno >= logging.ERROR:
+            self.messages.append(record.getMessage())
+        elif record.exc_info and record.exc_info[1] is not None and self.messages:
+            exc = record.exc_info[1]
+            self.messages[-1] += f": {type(exc).__name__}: {exc}"
 
 
 @pytest.fixture
@@ -98,12 +102,15 @@ def cts_lookup(cts_service):
         name = service_of(searcher.channel)
         failures = _Failures()
         logger = logging.getLogger("rc_cts.lookups.calls")
+        level = logger.level
         logger.addHandler(failures)
+        logger.setLevel(logging.DEBUG)  # for the exceptions' messages: a test may see the values
         try:
             response, _ = service.client().lookup(name, {"type": artifact_type, "value": value}, file,
                                                   poll_secs=0.02)
         finally:
             logger.removeHandler(failures)
+            logger.setLevel(level)
         if failures.messages:
             raise SearcherFailed("; ".join(failures.messages))
         if response.status != 200:

@@ -410,7 +410,7 @@ def test_answers_bounded_in_bytes_and_a_huge_one_is_not_kept(make_store, caplog)
     assert set(store.get_answers([akey(f"S{i}") for i in range(8)])) == held  # nothing evicted for it
     assert usage(store) == (len(held), sum(len(a.to_json()) for a in store.get_answers(list(held)).values()))
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "Huge@1" in warnings[0] and ART not in warnings[0]
+    assert len(warnings) == 1 and "searcher Huge:" in warnings[0] and ART not in warnings[0] and "@1" not in warnings[0]
 
 
 def test_clear_answers(make_store):

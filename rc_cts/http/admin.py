@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 from urllib.parse import parse_qsl
 
 from .errors import HttpError
-from .ops import MetricsAccess
+from .ops import OperatorAccess
 from .server import Request
 from ..store import StoreError
 from ..store.answers import artifact_digest
@@ -35,7 +35,7 @@ Respond = Callable[..., None]
 class CacheAdmin:
     """Clears the per-searcher answer cache through the store, wherever it is."""
 
-    def __init__(self, dispatcher: "Dispatcher", access: MetricsAccess):
+    def __init__(self, dispatcher: "Dispatcher", access: OperatorAccess):
         self.dispatcher = dispatcher
         self.access = access
 

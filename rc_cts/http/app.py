@@ -21,7 +21,7 @@ from ..lookups.results import Answers
 from ..lookups.state import Answer, Lookup
 from .errors import HttpError
 from .files import ArtifactFile, Uploads, release
-from .ops import PATHS as OPS_PATHS, MetricsAccess, OpsEndpoints
+from .ops import PATHS as OPS_PATHS, OperatorAccess, OpsEndpoints
 from ..hits import searcher_channel
 from .server import Request
 from .protocol import done_body, request_id, retry_body
@@ -52,9 +52,9 @@ class ThreatServiceApp:
         self.posts = 0          # POSTs with a valid artifact
         self.posts_cached = 0   # ...answered from the cached answers alone: no searcher called
         self.shutting_down = False  # set by the service, in the loop thread, when it starts to drain
-        self.ops = OpsEndpoints(dispatcher, MetricsAccess(self.auth, settings.metrics_token),
+        self.ops = OpsEndpoints(dispatcher, OperatorAccess(self.auth, settings.metrics_token),
                                 lambda: self.shutting_down)
-        self.admin = CacheAdmin(dispatcher, MetricsAccess(self.auth, settings.admin_token, "admin_token"))
+        self.admin = CacheAdmin(dispatcher, OperatorAccess(self.auth, settings.admin_token, "admin_token"))
         self._unknown_types = UnknownTypes()
 
     # -- routing -------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="rc-cts metrics"'}
 Respond = Callable[..., None]
 
 
-class MetricsAccess:
+class OperatorAccess:
     """Who may read ``/metrics`` (and the service names in ``/readyz``): the holder of
     ``metrics_token`` if one is set, else the service's Basic credentials if auth is on,
     else anyone.  (``/admin/cache`` is guarded the same way by ``admin_token``, and is off
@@ -73,7 +73,7 @@ class MetricsAccess:
 class OpsEndpoints:
     """Answers the operators' paths; ``registry`` is set by the service (rc_cts/metrics.py)."""
 
-    def __init__(self, dispatcher: "Dispatcher", access: MetricsAccess,
+    def __init__(self, dispatcher: "Dispatcher", access: OperatorAccess,
                  shutting_down: Callable[[], bool]):
         self.dispatcher = dispatcher
         self.access = access

@@ -102,7 +102,7 @@ class Breaker:
         self.trips += 1
         self._retry_at = self._clock() + cooldown
         self._move(BreakerState.OPEN)
-        LOG.warning("searcher %s: breaker open: %s; not called for %.0fs, then one probe call",
+        LOG.warning("searcher %s: breaker open: %s; not called for %gs, then one probe call",
                     self.label, why, cooldown)
 
     def _close(self) -> None:

@@ -308,7 +308,13 @@ class Bulkhead:
         call.state = "running"
         self.stats.calls += 1
         started = time.monotonic()
-        outcome = (self._within_quota(call) if self.quota.windows else call.work)()
+        try:
+            outcome = (self._within_quota(call) if self.quota.windows else call.work)()
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # CancelledError, GeneratorExit...: a failed call, recorded as one
+            LOG.error("searcher %s: a call raised %s", self.label, type(exc).__name__)
+            outcome = Outcome(FAILED)
         elapsed = time.monotonic() - started
         self._slow_inline = self._slow_inline + 1 if elapsed > INLINE_BUDGET_SECS else 0
         if self._slow_inline >= INLINE_SLOW_CALLS:

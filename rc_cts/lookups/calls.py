@@ -12,6 +12,8 @@ import asyncio
 import inspect
 import json
 import logging
+import os
+import traceback
 import types
 from dataclasses import dataclass, field
 from typing import Any, Callable, List
@@ -85,9 +87,15 @@ def _failed(exc: Exception, hits: List[dict], name: str, event: Any) -> Outcome:
         return Outcome(INCOMPLETE, hits)
     if isinstance(exc, LookupFailed):  # its message says it all
         LOG.error("searcher %s failed on %s lookup %s: %s", name, event.name, event.request_id, exc)
-    else:
-        LOG.error("searcher %s failed on %s lookup %s", name, event.name, event.request_id,
-                  exc_info=(type(exc), exc, exc.__traceback__))
+        return Outcome(FAILED, [])
+    # An exception's message may carry the artifact's value (requests puts the URL in its
+    # HTTPError): the ERROR line names its type and where it was raised; the rest is at DEBUG.
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" at {os.path.basename(frame.filename)}:{frame.lineno} in {frame.name}" if frame else ""
+    LOG.error("searcher %s failed on %s lookup %s: %s%s (details at DEBUG)", name, event.name,
+              event.request_id, type(exc).__name__, where)
+    LOG.debug("searcher %s failed on lookup %s", name, event.request_id,
+              exc_info=(type(exc), exc, exc.__traceback__))
     return Outcome(FAILED, [])
 
 

@@ -31,14 +31,13 @@ from .limits import SearcherLimits
 from .calls import DEFERRED, DONE, INCOMPLETE, Outcome, call_async_searcher, call_searcher
 from .quota import NO_QUOTA, parse_rate_limit
 from .registry import Searcher, SearcherHandler, SearcherRegistry
-from .results import Results
+from .results import Answers, Results
 from .state import Job, Lookup, Waiter
 
 LOG = logging.getLogger(__name__)
 MAX_BACKOFF_FACTOR = 12   # missing searchers are run again after at most 12 x incomplete_retry_secs
 DEFER_RETRY_SECS = 0.5    # a call refused by a full bulkhead queue is offered again this often
 PROVENANCE_PROP = "rc-cts cache"  # the prop cache_provenance adds to hits answered from the cache
-Answers = Dict[AnswerKey, CachedAnswer]
 
 
 class Dispatcher(BaseComponent):
@@ -244,10 +243,8 @@ class Dispatcher(BaseComponent):
         def done(outcome: Outcome) -> None:
             self.refreshing.discard(key)
             entry = self._entry(handler.searcher, outcome)
-            if entry is not None:
+            if entry is not None:  # else (failed, deferred...) the stale answer serves on
                 self.results.put_answers([(key, entry)])
-            elif outcome.status == DEFERRED:  # its quota is spent: the stale answer serves on
-                pass
         if handler.searcher.bulkhead.submit(work, handler.is_async, done) is None:
             self.refreshing.discard(key)  # its queue is full: the next stale read tries again
 
@@ -281,12 +278,18 @@ class Dispatcher(BaseComponent):
         lookup.running.add(job)  # before submitting: a non-blocking searcher answers within it
         call = h.searcher.bulkhead.submit(work, h.is_async,
                                           lambda outcome: self._on_call_done(lookup, job, outcome))
-        if call is None:  # the searcher's queue is full: the lookup stays pending, offered again
+        if call is None and h.searcher.bulkhead.paused_for() > 0:
+            # Its quota is spent and max_queue lookups wait for it already: this one ends
+            # incomplete now (asked again on later polls), rather than wait too, unbounded.
+            job.attempts -= 1
+            lookup.running.discard(job)
+            job.status = DEFERRED
+            self._progress(lookup, changed=False)
+        elif call is None:  # the searcher's queue is full: the lookup stays pending, offered again
             job.attempts -= 1
             lookup.running.discard(job)
             lookup.retrying.add(job)
-            self.scheduler.call_later(max(DEFER_RETRY_SECS, h.searcher.bulkhead.paused_for()),
-                                      self._retry, lookup, job)
+            self.scheduler.call_later(DEFER_RETRY_SECS, self._retry, lookup, job)
         elif call.state != "ended":
             job.call = call
 

@@ -39,9 +39,6 @@ class CachedAnswer:
         """When no store may return it any more."""
         return self.stored_at + self.fresh_secs + self.stale_secs
 
-    def is_fresh(self, now: Optional[float] = None) -> bool:
-        return (time.time() if now is None else now) < self.stored_at + self.fresh_secs
-
     def age(self, now: Optional[float] = None) -> float:
         return max(0.0, (time.time() if now is None else now) - self.stored_at)
 
@@ -101,7 +98,8 @@ def prepare_entries(entries: Sequence[Tuple[AnswerKey, CachedAnswer]], max_bytes
         elif len(text) > max_bytes:
             drop.append(key)
             LOG.warning("searcher %s: its answer (%d bytes) is larger than the answer cache "
-                        "(answer_cache_max_mb, %d bytes); not kept", key.searcher, len(text), max_bytes)
+                        "(answer_cache_max_mb, %d bytes); not kept", key.searcher.split("@")[0],
+                        len(text), max_bytes)
         else:
             keep.append(Entry(key, text, answer.expires))
     return keep, drop

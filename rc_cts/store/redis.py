@@ -29,12 +29,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 # A searcher's rate-limit windows, as sliding logs (sorted sets of call times), all checked and
-# counted at once so that replicas sharing the quota never pass it together.  KEYS[1] is the
+# counted at once so that replicas sharing the quota never pass it together, on Redis's own
+# clock (ARGV[1], a replica's time, is not used: clocks drift apart).  KEYS[1] is the
 # provider's pause (a 429 seen by any replica), the others the windows.  Returns {wait, left...}:
 # wait is 0 when the call is counted, else the milliseconds until every window has room; then
 # the calls left in each window.
 QUOTA = """
-local now = tonumber(ARGV[1])
+local clock = redis.call('TIME')  -- Redis's clock, not each replica's: one time for all of them
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local wait = 0
 local paused = redis.call('PTTL', KEYS[1])
 if paused > 0 then wait = paused end

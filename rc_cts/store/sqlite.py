@@ -92,7 +92,8 @@ class SQLiteStore(Store):
     and at open (meanwhile they count, and are the first to go); the totals are recounted at open."""
 
     def __init__(self, path: str, maxsize: int = 10000, ttl: float = 600,
-                 answers_max_entries: int = 100000, answers_max_bytes: int = 256 * 1024 * 1024):
+                 answers_max_entries: int = 100000, answers_max_bytes: int = 256 * 1024 * 1024,
+                 trim: bool = True):
         self.path = os.path.expanduser(path)
         self.maxsize = maxsize
         self.ttl = ttl
@@ -111,9 +112,10 @@ class SQLiteStore(Store):
             self._db.executescript(SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
-        self._trim()
         self._transaction(self._recount_answers)
-        self._trim_answers()
+        if trim:  # not for a maintenance tool, whose bounds are not the running service's
+            self._trim()
+            self._trim_answers()
 
     def _run(self, sql: str, args=()) -> sqlite3.Cursor:
         try:

@@ -65,7 +65,7 @@ def cache_clear(args: argparse.Namespace, config: Optional[ConfigFile]) -> int:
     if settings.store == "memory":
         raise UsageError("the memory store lives in the service's process: use --url (with its admin_token)")
     artifact = artifact_digest(args.type, args.value) if args.type is not None else None
-    store = open_store(settings)
+    store = open_store(settings, maintenance=True)
     try:
         count = store.clear_answers(args.service, artifact)
     finally:

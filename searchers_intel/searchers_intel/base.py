@@ -18,6 +18,10 @@ from circuits import BaseComponent
 from rc_cts import Hit, LookupFailed, NumberProp, StringProp, UriProp, check_rate_limit
 
 LOG = logging.getLogger(__name__)
+# A provider refusing the value it is asked about (not an IP, a malformed hash...): the artifact's
+# fault, not the provider's, so no failure for the breaker to count (five odd artifacts in an
+# attacker's e-mail would close the provider to every lookup).
+REFUSED = (400, 422)
 
 
 class IntelSearcher(BaseComponent):
@@ -74,6 +78,10 @@ class IntelSearcher(BaseComponent):
                     raise LookupFailed(f"{self.provider} rejected the API key (HTTP {response.status_code}): "
                                        f"check api_key in [{self.section}]")
                 if response.status_code in not_found:
+                    return None
+                if response.status_code in REFUSED:  # the value, not the provider: no hit, no failure
+                    LOG.info("%s refused the value it was asked about (HTTP %d): no hit", self.provider,
+                             response.status_code)
                     return None
                 if response.status_code >= 400:
                     raise LookupFailed(f"{self.provider} answered HTTP {response.status_code}")

@@ -102,14 +102,19 @@ def test_a_429_defers_the_lookup_which_completes_after(cts_lookup, fake_api):
     assert hit_values(hit)["Score"] == 100
 
 
+def test_a_value_it_refuses_is_no_hit_and_no_failure(cts_lookup, fake_api):
+    """422 is about the value, not the provider: no hit, and nothing for the breaker to count."""
+    fake_api.answer("/check", 422, {"errors": [{"detail": "The ip address must be a valid IPv4 or IPv6 address.",
+                                                "status": 422, "source": {"parameter": "ipAddress"}}]})
+    assert cts_lookup(AbuseIPDBSearcher, "net.ip", "118.25.6.39", opts=opts(fake_api)) == []
+
+
 @pytest.mark.parametrize("status, body, message", [
     (200, b"<html>AbuseIPDB</html>", "not JSON"),
     (200, ["not", "a", "record"], "malformed answer"),
     (200, {"errors": []}, "malformed check record"),
     (200, {"data": {**REPORTED, "abuseConfidenceScore": "high"}}, "malformed abuseConfidenceScore"),
     (200, {"data": {**REPORTED, "totalReports": [1]}}, "malformed totalReports"),
-    (422, {"errors": [{"detail": "The ip address must be a valid IPv4 or IPv6 address.", "status": 422,
-                       "source": {"parameter": "ipAddress"}}]}, "answered HTTP 422"),
     (503, b"Service Unavailable", "answered HTTP 503"),
 ])
 def test_a_malformed_answer_fails_the_call_and_the_service_keeps_serving(cts_service, fake_api, status, body,

@@ -1,4 +1,5 @@
-"""Review findings in searchers_intel's base: a provider's answer is read whole, unbounded."""
+"""searchers_intel's base at its edges: a huge answer is refused unread, and a value the provider
+refuses (400) is no hit and nothing the breaker counts."""
 import pytest
 
 from rc_cts.testing import SearcherFailed
@@ -16,7 +17,7 @@ def test_a_huge_answer_is_not_read_into_memory_whole(cts_lookup, fake_api):
     assert "67108864 bytes" not in str(failed.value), str(failed.value)
 
 
-def test_artifacts_the_provider_refuses_with_400_open_the_breaker_for_every_lookup(cts_service, fake_api):
+def test_artifacts_the_provider_refuses_with_400_do_not_open_the_breaker(cts_service, fake_api):
     """VirusTotal answers 400 InvalidArgumentError for a value it does not take: a failure for the
     breaker.  Five such artifacts (an attacker's email can carry them) and VirusTotal is
     skipped for every lookup, good ones included, for the cool-down."""

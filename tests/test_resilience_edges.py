@@ -1,4 +1,5 @@
-"""Review findings, each a failing test against a real service on a free port."""
+"""The edges of quotas and breakers a review found, each through a real service on a free port:
+zero and NaN waits, readiness without traffic, bounded waiting, values in error lines, lost probes."""
 from __future__ import annotations
 
 import time
@@ -22,7 +23,7 @@ def test_a_429_with_retry_after_zero_does_not_hammer_the_provider(serve, api):
     assert calls <= 3, f"{calls} calls to the provider in ~2.5 s for one lookup"
 
 
-def test_a_429_with_a_reset_time_in_the_past(serve, api):
+def test_a_429_with_a_reset_time_in_the_past_waits_a_second_not_zero(serve, api):
     api.answer("/limited", 429, {}, headers={"X-RateLimit-Reset": str(int(time.time()) - 5)})
     svc = serve([LimitedSearcher], {"limited_api": {"url": api.url}})
     r = svc.client().post("limited", ip())
@@ -49,7 +50,7 @@ class InlineRateLimited(BaseComponent):
         raise RateLimited(retry_after=0)
 
 
-def test_an_inline_searcher_raising_rate_limited_zero_recurses_on_the_loop_thread(serve, api):
+def test_an_inline_searcher_raising_rate_limited_zero_does_not_recurse_on_the_loop_thread(serve, api):
     INLINE_CALLS.clear()
     svc = serve([InlineRateLimited], {})
     r = svc.client().post("inline429", ip())
@@ -77,7 +78,7 @@ def test_readyz_recovers_after_the_cooldown_without_traffic(serve, api):
 from .resilience_searchers import QuotaSearcher  # noqa: E402
 
 
-def test_lookups_waiting_for_a_spent_quota_are_unbounded_and_outlive_lookup_timeout(serve, api):
+def test_lookups_waiting_for_a_spent_quota_are_bounded_by_max_queue(serve, api):
     """Each distinct artifact POSTed while the searcher's quota is spent stays in the
     dispatcher's memory (a Lookup, its event, a timer; and its uploaded file, on disk) until the
     quota frees: past max_queue, and past lookup_timeout_secs, the only bound there was before."""
@@ -109,7 +110,7 @@ class NanRateLimited(BaseComponent):
         return Hit(StringProp(name="Verdict", value="ok"))
 
 
-def test_rate_limited_nan_stalls_the_searcher_for_good(serve, api):
+def test_rate_limited_nan_pauses_for_the_default_not_for_good(serve, api):
     NAN_CALLS.clear()
     svc = serve([NanRateLimited], {}, lookup_timeout_secs="2")
     c = svc.client()
@@ -160,7 +161,7 @@ class InlineFlaky(BaseComponent):
         return Hit(StringProp(name="Verdict", value="ok"))
 
 
-def test_a_lost_inline_probe_leaves_the_breaker_half_open_for_good(serve, api):
+def test_an_inline_probe_that_raises_a_base_exception_is_recorded_and_the_breaker_moves_on(serve, api):
     PROBE_CALLS.clear()
     svc = serve([InlineFlaky], {})
     c = svc.client()
