@@ -32,7 +32,12 @@ class CountingSearcher(BaseComponent):
         return Hit(StringProp(name="Label", value=label), StringProp(name="Pid", value=str(os.getpid())))
 
 
-def main() -> None:
+def default_searchers(opts) -> list:
+    return [CountingSearcher(opts), HitSearcher(), SampleAnalysisSearcher(opts), SampleNameSearcher()]
+
+
+def main(make_searchers=default_searchers) -> None:
+    """``run -c app.config``: the service with ``make_searchers(opts)``, logging at INFO to stderr."""
     ap = argparse.ArgumentParser()
     ap.add_argument("command", choices=["run"])
     ap.add_argument("-c", "--config", required=True)
@@ -40,8 +45,7 @@ def main() -> None:
     logging.basicConfig(level="INFO", stream=sys.stderr,
                         format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
     opts = read_config_file(args.config)
-    root, _, _ = build(opts, [CountingSearcher(opts), HitSearcher(), SampleAnalysisSearcher(opts),
-                              SampleNameSearcher()])
+    root, _, _ = build(opts, make_searchers(opts))
     root.run()
 
 

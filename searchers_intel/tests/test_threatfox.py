@@ -11,7 +11,7 @@ import pytest
 from rc_cts.testing import hit_values
 from searchers_intel.threatfox import CONFIG, ThreatFoxSearcher
 
-KEY = "abusech-test-key"
+from abusech_api import KEY, abusech_route
 PATH = "/api/v1/"
 MD5 = "2151c4b970eff0071948dbbc19066aa4"
 SHA256 = "923fa80da84e45636a62f779913559a07420a1c6e21f093d87ddfe04bda683c4"
@@ -48,18 +48,10 @@ def opts(api, key=KEY):
 
 
 def threatfox(api, accepted=lambda: KEY, once=None):
-    """The documented endpoint, answering by the JSON query as ThreatFox does; ``once``: answers
-    given first, one call each (fake_api.answer(times=) cannot be mixed with a route)."""
-    once = once if once is not None else []
+    """The documented endpoint, answering by the JSON query as ThreatFox does (``once``: see
+    abusech_route)."""
 
-    def route(call):
-        if once:
-            return once.pop(0)
-        key = call.headers.get("auth-key")
-        if not key:
-            return 401, b"Unauthorized"
-        if key != accepted():
-            return 403, {"query_status": "unknown_auth_key"}
+    def answer(call):
         body = call.json()
         if body.get("query") == "search_ioc":
             term = body.get("search_term") or ""
@@ -76,7 +68,7 @@ def threatfox(api, accepted=lambda: KEY, once=None):
             return 200, {"query_status": "no_result", "data": "Your search did not yield any results"}
         return 200, {"query_status": "ok", "data": found}
 
-    api.route(PATH, route)
+    api.route(PATH, abusech_route(answer, accepted, once))
     return api
 
 

@@ -9,7 +9,7 @@ import pytest
 from rc_cts.testing import hit_values
 from searchers_intel.urlhaus import CONFIG, URLhausSearcher
 
-KEY = "abusech-test-key"
+from abusech_api import KEY, abusech_route
 URL = "http://sskymedia.com/VMYB-ht_JAQo-gi/INV/Outstanding-Invoices/"
 URL_RECORD = {
     "query_status": "ok", "id": "105821", "urlhaus_reference": "https://urlhaus.abuse.ch/url/105821/",
@@ -50,27 +50,11 @@ def opts(api, key=KEY):
 
 
 def urlhaus(api, accepted=lambda: KEY, once=None):
-    """The two documented endpoints, answering by the form field as URLhaus does; ``once``:
-    answers given first, one call each, whatever the call (fake_api.answer(times=) cannot be
-    mixed with a route: its last use goes to the route)."""
+    """The two documented endpoints, answering by the form field as URLhaus does (``once``, shared
+    by both: see abusech_route)."""
     once = once if once is not None else []
 
-    def check_key(call):
-        if once:
-            return once.pop(0)
-        key = call.headers.get("auth-key")
-        if not key:
-            return 401, b"Unauthorized"
-        if key != accepted():
-            return 403, {"query_status": "unknown_auth_key"}
-        if call.method != "POST":
-            return 200, {"query_status": "http_post_expected"}
-        return None
-
-    def url_route(call):
-        refused = check_key(call)
-        if refused:
-            return refused
+    def url_answer(call):
         url = call.form().get("url", "")
         if url == URL:
             return 200, URL_RECORD
@@ -78,10 +62,7 @@ def urlhaus(api, accepted=lambda: KEY, once=None):
             return 200, {"query_status": "invalid_url"}
         return 200, {"query_status": "no_results"}
 
-    def host_route(call):
-        refused = check_key(call)
-        if refused:
-            return refused
+    def host_answer(call):
         host = call.form().get("host", "")
         records = {"vektorex.com": HOST_RECORD, "198.51.100.7": IP_RECORD}
         if host in records:
@@ -90,8 +71,8 @@ def urlhaus(api, accepted=lambda: KEY, once=None):
             return 200, {"query_status": "invalid_host"}
         return 200, {"query_status": "no_results"}
 
-    api.route("/v1/url/", url_route)
-    api.route("/v1/host/", host_route)
+    api.route("/v1/url/", abusech_route(url_answer, accepted, once))
+    api.route("/v1/host/", abusech_route(host_answer, accepted, once))
     return api
 
 
