@@ -164,7 +164,7 @@ class ThreatServiceApp:
                     self._unavailable(answer, error)
                     return
                 if record is None or record.complete:  # nothing runs: the cached answers may do
-                    hits = self.dispatcher.cached_hits(channel, artifact, sha256, rid, answers)
+                    hits = self.dispatcher.cached_hits(keys, artifact, rid, answers)
                     if hits is not None:
                         self.posts_cached += 1
                         answer(200, done_body(rid, hits), outcome=f"cached hits={len(hits)}")
@@ -172,7 +172,7 @@ class ThreatServiceApp:
                 # a new lookup, calling the searchers without a usable cached answer; or the
                 # pending one, joined or taken over.  The dispatcher closes the file from here on.
                 new = LookupRecord(rid, service, artifact, file_sha256=sha256)
-                lookup = self.dispatcher.start(new, channel, hand_over(), answers=answers)
+                lookup = self.dispatcher.start(new, channel, hand_over(), answers=answers, keys=keys)
                 self._answer_when_done(rid, record, lookup, self.settings.first_retry_secs, answer)
             except Exception:  # called back from the store's thread maybe: nobody above answers
                 LOG.exception("unhandled error answering POST %s", req.path)
@@ -190,8 +190,9 @@ class ThreatServiceApp:
                 release(hand_over())
                 self._answer_when_done(rid, None, running, self.settings.first_retry_secs, answer)
                 return
-            keys = [key for _handler, key in self.dispatcher.answer_keys(channel, artifact, sha256)]
-            self.dispatcher.results.read_with_answers(rid, keys, with_record)  # with_record owns the file now
+            keys = self.dispatcher.answer_keys(channel, artifact, sha256)
+            self.dispatcher.results.read_with_answers(rid, [key for _handler, key in keys],
+                                                      with_record)  # with_record owns the file now
         except BaseException:
             release(hand_over())  # unless with_record handed it over already
             raise

@@ -38,6 +38,7 @@ LOG = logging.getLogger(__name__)
 MAX_BACKOFF_FACTOR = 12   # missing searchers are run again after at most 12 x incomplete_retry_secs
 DEFER_RETRY_SECS = 0.5    # a call refused by a full bulkhead queue is offered again this often
 PROVENANCE_PROP = "rc-cts cache"  # the prop cache_provenance adds to hits answered from the cache
+Keyed = List[Tuple[SearcherHandler, AnswerKey]]  # each handler for an artifact, and its answer's key
 
 
 class Dispatcher(BaseComponent):
@@ -77,20 +78,21 @@ class Dispatcher(BaseComponent):
     # -- starting ----------------------------------------------------------------------------
     def start(self, record: LookupRecord, channel: str, file: Optional[ArtifactFile],
               resumed: bool = False, rerun: Optional[Dict[str, int]] = None,
-              answers: Optional[Answers] = None) -> Lookup:
+              answers: Optional[Answers] = None, keys: Optional[Keyed] = None) -> Lookup:
         """Run the lookup here: a new one, or one whose owner stopped renewing its lease (a
         replica that died, or this process before a restart); or join the one running here.
         Its searchers start once the store has its lease; if another process holds the lease
         the waiters are told when that process has stored the result.  The lookup owns
         ``file`` and closes it when it ends; joining, or an error here, closes it at once.
-        ``answers``: the searchers' cached answers, read with the record; those still usable
-        are not called."""
+        ``answers``: the searchers' cached answers, read with the record under ``keys``; those
+        still usable are not called."""
         running = self.active.get(record.id)
         if running is not None:
             release(file)
             return running
         try:
             lookup = Lookup(record, channel, file, rerun, answers)
+            lookup.keys = keys
             self.active[record.id] = lookup
             self.lookups_started += 1
             self.results.claim(lambda: lookup.snapshot(complete=False),
@@ -121,7 +123,9 @@ class Dispatcher(BaseComponent):
         lookup.deadline_timer = self.scheduler.call_later(self.lookup_timeout_secs, self._time_out, lookup)
         file_gone = lookup.file is None and lookup.record.file_sha256 is not None
         left: List[str] = []
-        keys = self.answer_keys(lookup.channel, lookup.record.artifact, lookup.record.file_sha256)
+        keys = lookup.keys
+        if keys is None:
+            keys = self.answer_keys(lookup.channel, lookup.record.artifact, lookup.record.file_sha256)
         for searcher_handler, key in keys:
             if lookup.rerun is not None and searcher_handler.label not in lookup.rerun:
                 continue  # answered in full in an earlier run
@@ -157,8 +161,7 @@ class Dispatcher(BaseComponent):
         return self.start(replace(record, reruns=record.reruns + 1), channel, None, rerun=due)
 
     # -- the per-searcher answer cache ----------------------------------------------------------
-    def answer_keys(self, channel: str, artifact: Dict[str, Any],
-                    file_sha256: Optional[str]) -> List[Tuple[SearcherHandler, AnswerKey]]:
+    def answer_keys(self, channel: str, artifact: Dict[str, Any], file_sha256: Optional[str]) -> Keyed:
         """Each handler that answers the artifact on the channel, and where its answer is cached."""
         handlers = self.registry.handlers_for(channel, artifact["type"])
         if not handlers:
@@ -167,11 +170,11 @@ class Dispatcher(BaseComponent):
         return [(h, AnswerKey(service_of(h.channel), digest, f"{h.label}@{h.searcher.fingerprint}"))
                 for h in handlers]
 
-    def cached_hits(self, channel: str, artifact: Dict[str, Any], file_sha256: Optional[str],
-                    rid: str, answers: Answers) -> Optional[List[dict]]:
-        """For a POST: the hits, if every searcher has a usable cached answer (stale ones are
-        refreshed in the background); else None, and the POST starts a lookup."""
-        keys = self.answer_keys(channel, artifact, file_sha256)
+    def cached_hits(self, keys: Keyed, artifact: Dict[str, Any], rid: str,
+                    answers: Answers) -> Optional[List[dict]]:
+        """For a POST (``keys`` from ``answer_keys``): the hits, if every searcher has a usable
+        cached answer (stale ones are refreshed in the background); else None, and the POST
+        starts a lookup."""
         found = []
         for handler, key in keys:
             state = self._usable(handler.searcher, answers.get(key))

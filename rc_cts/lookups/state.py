@@ -51,6 +51,7 @@ class Lookup:
         self.file = file
         self.rerun = rerun  # searcher label -> calls made in earlier runs; None runs them all
         self.answers = answers  # cached answers read with the record (None: not read): searchers not to call
+        self.keys: Optional[List[Tuple[SearcherHandler, AnswerKey]]] = None  # their keys, if known already
         self.event = ThreatServiceLookupEvent(request_id=record.id, name=record.artifact["type"],
                                               artifact=record.artifact, channel=channel, file=file)
         self.starting = True
