@@ -176,3 +176,37 @@ def test_an_inline_probe_that_raises_a_base_exception_is_recorded_and_the_breake
     r = c.post("inlineprobe", ip(4))
     breaker = svc.service.dispatcher.registry.searchers()[0].bulkhead.breaker
     assert r.status == 200 and r.json["hits"], (r.status, r.json, breaker.state, len(PROBE_CALLS))
+
+
+class Holding(BaseComponent):
+    """Holds a resource it must release: ``close`` (sync), or ``aclose`` on rc-cts's loop."""
+    channel = searcher_channel("holding")
+    released = []
+
+    @handler("net.ip")
+    async def lookup(self, event, *args, **kwargs):
+        return None
+
+    async def aclose(self):
+        Holding.released.append(asyncio.get_running_loop())
+
+
+class HoldingSync(BaseComponent):
+    channel = searcher_channel("holdingsync")
+    released = []
+
+    @handler("net.ip")
+    def lookup(self, event, *args, **kwargs):
+        return None
+
+    def close(self):
+        HoldingSync.released.append(True)
+
+
+def test_searchers_release_what_they_hold_when_the_service_stops(serve, api):
+    Holding.released.clear()
+    HoldingSync.released.clear()
+    svc = serve([Holding, HoldingSync], {})
+    assert svc.client().post("holding", ip(1)).status == 200  # the async loop has started
+    svc.stop()
+    assert len(Holding.released) == 1 and HoldingSync.released == [True]

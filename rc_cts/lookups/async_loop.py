@@ -36,6 +36,11 @@ class AsyncLoop:
                 self._loop = loop
             return self._loop
 
+    def started(self) -> Optional[asyncio.AbstractEventLoop]:
+        """The loop if an async call started it, else None (and it is not started)."""
+        with self._lock:
+            return self._loop
+
     @staticmethod
     def _run(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
         asyncio.set_event_loop(loop)

@@ -8,6 +8,7 @@ The store is reached through ``Results``, never from the loop thread itself.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import math
@@ -37,6 +38,7 @@ from .state import Job, Lookup, Waiter
 LOG = logging.getLogger(__name__)
 MAX_BACKOFF_FACTOR = 12   # missing searchers are run again after at most 12 x incomplete_retry_secs
 DEFER_RETRY_SECS = 0.5    # a call refused by a full bulkhead queue is offered again this often
+CLOSE_SECS = 2.0          # what a searcher's aclose/close may take at shutdown
 PROVENANCE_PROP = "rc-cts cache"  # the prop cache_provenance adds to hits answered from the cache
 Keyed = List[Tuple[SearcherHandler, AnswerKey]]  # each handler for an artifact, and its answer's key
 
@@ -406,6 +408,21 @@ class Dispatcher(BaseComponent):
         lookup = self.active.get(rid)
         return lookup.merged_hits() if lookup is not None else []
 
+    def _close_searchers(self) -> None:
+        """Searchers release what they hold (an HTTP client's connections): ``async def aclose``
+        on the loop their calls ran on, or ``def close``, each given CLOSE_SECS."""
+        loop = self.async_loop.started()
+        for searcher in self.registry.searchers():
+            component = searcher.component
+            try:
+                aclose = getattr(component, "aclose", None)
+                if callable(aclose) and loop is not None:
+                    asyncio.run_coroutine_threadsafe(aclose(), loop).result(CLOSE_SECS)
+                elif callable(getattr(component, "close", None)):
+                    component.close()
+            except Exception as exc:  # one searcher's failure to close does not keep the others open
+                LOG.warning("searcher %s did not close cleanly: %s", searcher.name, type(exc).__name__)
+
     # -- replicas and restarts ---------------------------------------------------------------
     def _take_over(self) -> None:
         """Resume pending lookups nobody holds a lease on: those of a replica that died, or
@@ -431,6 +448,7 @@ class Dispatcher(BaseComponent):
     def _on_stopped(self, component) -> None:
         for searcher in self.registry.searchers():
             searcher.bulkhead.shutdown()
+        self._close_searchers()
         self.async_loop.stop()
         for lookup in self.active.values():
             release(lookup.file)  # nothing left behind in upload_dir

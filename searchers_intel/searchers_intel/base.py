@@ -63,6 +63,12 @@ class IntelSearcher(BaseComponent):
             self._client = httpx.AsyncClient(timeout=self.timeout, headers=self.headers())
         return self._client
 
+    async def aclose(self) -> None:
+        """rc-cts calls it when the service stops: the client's connections are closed."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
     async def request(self, method: str, path: str, *, not_found: Sequence[int] = (404,),
                       **kwargs: Any) -> Any:
         """The provider's JSON answer, or None for a status in ``not_found`` (unknown to it).

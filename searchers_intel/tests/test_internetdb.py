@@ -60,3 +60,14 @@ def test_a_malformed_answer_fails_the_call_and_the_service_keeps_serving(cts_ser
     assert any(message in rec.getMessage() for rec in caplog.records if rec.levelname == "ERROR")
     assert "203.0.113.9" not in " ".join(rec.getMessage() for rec in caplog.records if rec.levelno > 10)
     assert len(c.post("internetdb", {"type": "net.ip", "value": "198.51.100.7"}).json["hits"]) == 1
+
+
+def test_its_http_client_is_closed_when_the_service_stops(cts_service, fake_api):
+    fake_api.answer("/198.51.100.7", 200, RECORD)
+    searcher = InternetDBSearcher(opts(fake_api))
+    service = cts_service(searcher, opts=opts(fake_api))
+    assert len(service.client().post("internetdb", {"type": "net.ip", "value": "198.51.100.7"}).json["hits"]) == 1
+    client = searcher._client
+    assert client is not None and not client.is_closed
+    service.stop()
+    assert client.is_closed and searcher._client is None
