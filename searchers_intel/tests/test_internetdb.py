@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from rc_cts.testing import SearcherFailed, hit_values
+from rc_cts.testing import hit_values
 from searchers_intel.internetdb import InternetDBSearcher
 
 RECORD = {"ip": "198.51.100.7", "ports": [443, 22], "vulns": ["CVE-2023-48795"], "tags": ["self-signed"],

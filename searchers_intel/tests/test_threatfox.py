@@ -11,7 +11,7 @@ import pytest
 from rc_cts.testing import hit_values
 from searchers_intel.threatfox import CONFIG, ThreatFoxSearcher
 
-from abusech_api import KEY, abusech_route
+from abusech_api import KEY, abusech_route, check_a_rejected_key
 PATH = "/api/v1/"
 MD5 = "2151c4b970eff0071948dbbc19066aa4"
 SHA256 = "923fa80da84e45636a62f779913559a07420a1c6e21f093d87ddfe04bda683c4"
@@ -132,23 +132,9 @@ def test_without_a_key_it_asks_nothing_and_gives_no_hit(cts_lookup, fake_api, ca
 
 @pytest.mark.parametrize("rejection", ["http", "body"])
 def test_a_rejected_key_fails_cleanly_and_the_service_keeps_serving(cts_service, fake_api, caplog, rejection):
-    caplog.set_level("INFO")
-    accepted = {"key": "another-key"}
-    once = []
-    if rejection == "body":
-        once.append((200, {"query_status": "unknown_auth_key"}))
-        accepted["key"] = KEY
-    threatfox(fake_api, accepted=lambda: accepted["key"], once=once)
-    service = cts_service(ThreatFoxSearcher(opts(fake_api)), opts=opts(fake_api), max_retries="1")
-    c = service.client()
-    r = c.post("threatfox", {"type": "net.name", "value": "ntpjson.monster"})
-    assert r.status == 303 and r.json["hits"] == []
-    errors = [rec.getMessage() for rec in caplog.records if rec.levelname == "ERROR"]
-    assert any("ThreatFox rejected the" in m and "[threatfox_searcher]" in m for m in errors), errors
-    logged = " ".join(rec.getMessage() for rec in caplog.records if rec.levelno > 10)
-    assert "ntpjson.monster" not in logged and KEY not in logged
-    accepted["key"] = KEY
-    assert len(c.post("threatfox", {"type": "net.ip", "value": "139.180.203.104"}).json["hits"]) == 1
+    check_a_rejected_key(cts_service, fake_api, caplog, rejection, threatfox, ThreatFoxSearcher, opts,
+                         refused={"type": "net.name", "value": "ntpjson.monster"},
+                         answered={"type": "net.ip", "value": "139.180.203.104"})
 
 
 def test_a_429_defers_the_lookup_which_completes_after(cts_lookup, fake_api):

@@ -9,7 +9,7 @@ import pytest
 from rc_cts.testing import hit_values
 from searchers_intel.urlhaus import CONFIG, URLhausSearcher
 
-from abusech_api import KEY, abusech_route
+from abusech_api import KEY, abusech_route, check_a_rejected_key
 URL = "http://sskymedia.com/VMYB-ht_JAQo-gi/INV/Outstanding-Invoices/"
 URL_RECORD = {
     "query_status": "ok", "id": "105821", "urlhaus_reference": "https://urlhaus.abuse.ch/url/105821/",
@@ -131,23 +131,8 @@ def test_without_a_key_it_asks_nothing_and_gives_no_hit(cts_lookup, fake_api, ca
 
 @pytest.mark.parametrize("rejection", ["http", "body"])
 def test_a_rejected_key_fails_cleanly_and_the_service_keeps_serving(cts_service, fake_api, caplog, rejection):
-    caplog.set_level("INFO")
-    accepted = {"key": "another-key"}          # abuse.ch does not know ours yet (e.g. unconfirmed)
-    once = []
-    if rejection == "body":                    # the key refused in a 200 answer's query_status
-        once.append((200, {"query_status": "unknown_auth_key"}))
-        accepted["key"] = KEY
-    urlhaus(fake_api, accepted=lambda: accepted["key"], once=once)
-    service = cts_service(URLhausSearcher(opts(fake_api)), opts=opts(fake_api), max_retries="1")
-    c = service.client()
-    r = c.post("urlhaus", {"type": "net.uri", "value": URL})
-    assert r.status == 303 and r.json["hits"] == []       # incomplete: asked again later, never cached empty
-    errors = [rec.getMessage() for rec in caplog.records if rec.levelname == "ERROR"]
-    assert any("URLhaus rejected the" in m and "[urlhaus_searcher]" in m for m in errors), errors
-    logged = " ".join(rec.getMessage() for rec in caplog.records if rec.levelno > 10)
-    assert URL not in logged and KEY not in logged
-    accepted["key"] = KEY                      # the key is confirmed: the same running service answers
-    assert len(c.post("urlhaus", {"type": "net.name", "value": "vektorex.com"}).json["hits"]) == 1
+    check_a_rejected_key(cts_service, fake_api, caplog, rejection, urlhaus, URLhausSearcher, opts,
+                         refused={"type": "net.uri", "value": URL}, answered={"type": "net.name", "value": "vektorex.com"})
 
 
 def test_a_429_defers_the_lookup_which_completes_after(cts_lookup, fake_api):
