@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 
 from .test_resilience import api, ip, ops, serve  # noqa: F401  (fixtures)
 from .resilience_searchers import FlakySearcher, LimitedSearcher

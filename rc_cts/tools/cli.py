@@ -18,15 +18,12 @@ from ..config.settings import (LOG_FORMATS, LOG_LEVELS, ConfigError, ConfigFile,
 from ..hits import service_of
 from ..store import StoreError
 from . import ops_cli
+from .ops_cli import UsageError
 
 LOG = logging.getLogger("rc_cts")
 LOG_FORMAT = logs.PLAIN_FORMAT
 CONFIG_HELP = ("app.config file (default: $APP_CONFIG_FILE, else ~/.resilient/app.config, "
                "else embedded defaults)")
-
-
-class UsageError(Exception):
-    """A command line that cannot work: exit 2 with this one line."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -137,11 +134,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 
 def _ops(command: Callable[[], int]) -> int:
-    """An operator command: its usage errors as the CLI's, a service it cannot reach in one line."""
+    """An operator command: a service it cannot reach is one line, not a traceback."""
     try:
         return command()
-    except ops_cli.UsageError as exc:
-        raise UsageError(str(exc)) from None
     except OSError as exc:  # the --url service: refused, unreachable, timed out
         print(f"cannot reach the service: {_error_text(exc) or exc}", file=sys.stderr)
         return 1

@@ -16,7 +16,7 @@ Table = Callable[[Optional[List[str]], List[tuple]], None]
 
 
 class UsageError(Exception):
-    """A command line that cannot work (the CLI prints it as its usage error)."""
+    """A command line that cannot work: the CLI exits 2 with this one line."""
 
 
 def add_remote_options(parser: argparse.ArgumentParser, token_option: str) -> None:
